@@ -1,0 +1,42 @@
+# Everything installs into .venv from nothing; CI calls `make test` through .ci/run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv test test-fast lint format demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# The whole suite, slow end-to-end tests included.
+test: lint
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+# For a quick local loop: skips the tests marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -m 'not slow'
+
+demo: $(STAMP)
+	$(PY) hack/demo.py
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
