@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
@@ -14,6 +16,6 @@ def parse_duration(text: str) -> float:
         value = float(number)
     except ValueError:
         raise ValueError(f"invalid duration {text!r}: use 90, 90s, 5m or 1h") from None
-    if value < 0 or value != value or value == float("inf"):
+    if value < 0 or not math.isfinite(value):
         raise ValueError(f"invalid duration {text!r}: must be a finite, non-negative number")
     return value * _UNIT_SECONDS[unit]
