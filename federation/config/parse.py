@@ -1,0 +1,295 @@
+"""Kubernetes resources (as dicts) -> one ``Configuration``.
+
+Both configuration sources call ``build_configuration``: the manifests directory and the Kubernetes
+watch. A resource that does not have the required shape makes the whole batch fail with a
+``ConfigurationError`` that names the resource and the field, so a broken change is never half-applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from federation.config.model import (
+    DEFAULT_ISSUER,
+    Configuration,
+    Federation,
+    Grant,
+    KubeSecret,
+    SecretKeyRef,
+    StoreConfig,
+)
+from federation.errors import ConfigurationError
+
+FEDERATION_API = "identity.federation.external-secrets.io/v1alpha1"
+AUTHORIZATION_API = "federation.external-secrets.io/v1alpha1"
+STORE_APIS = ("external-secrets.io/v1", "external-secrets.io/v1beta1")
+STORE_PROVIDERS = ("vault", "kubernetes", "fake")
+SUBJECT_PATTERN = re.compile(
+    r"^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+)
+
+
+class _Problems:
+    """Collects every problem of a batch, so one load reports all of them at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+
+def resource_kind(resource: Mapping[str, Any]) -> str | None:
+    """Return which of our kinds ``resource`` is ('KubernetesFederation', ...), or None."""
+    api, kind = resource.get("apiVersion"), resource.get("kind")
+    known = {
+        (FEDERATION_API, "KubernetesFederation"),
+        (AUTHORIZATION_API, "Authorization"),
+        ("v1", "Secret"),
+    } | {(api_version, "ClusterSecretStore") for api_version in STORE_APIS}
+    return kind if (api, kind) in known else None
+
+
+def describe(resource: Mapping[str, Any]) -> str:
+    """``Kind name`` (``Kind namespace/name`` when namespaced), for messages."""
+    meta = resource.get("metadata") if isinstance(resource.get("metadata"), dict) else {}
+    name = meta.get("name", "<unnamed>")
+    namespace = meta.get("namespace")
+    return f"{resource.get('kind', '<no kind>')} {namespace + '/' if namespace else ''}{name}"
+
+
+def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> Configuration:
+    """Parse every resource of a batch; raise ``ConfigurationError`` listing every problem found."""
+    problems = _Problems()
+    federations: dict[str, Federation] = {}
+    grants: list[Grant] = []
+    stores: dict[str, StoreConfig] = {}
+    secrets: dict[tuple[str, str], KubeSecret] = {}
+    for resource in resources:
+        kind = resource_kind(resource)
+        where = describe(resource)
+        name = _name(resource, where, problems)
+        if kind is None or name is None:
+            continue
+        spec = resource.get("spec") if kind != "Secret" else resource
+        if not isinstance(spec, dict):
+            problems.add(where, "spec must be a mapping")
+            continue
+        if kind == "KubernetesFederation":
+            _add_unique(federations, name, _federation(name, spec, where, problems), where, problems)
+        elif kind == "Authorization":
+            grant = _grant(name, spec, where, problems)
+            if grant is not None:
+                grants.append(grant)
+        elif kind == "ClusterSecretStore":
+            _add_unique(stores, name, _store(name, spec, where, problems), where, problems)
+        else:
+            secret = _secret(name, resource, where, problems)
+            if secret is not None:
+                _add_unique(secrets, (secret.namespace, name), secret, where, problems)
+    if problems.items:
+        raise ConfigurationError(problems.items)
+    return Configuration(federations, tuple(grants), stores, secrets, source)
+
+
+def _add_unique(target: dict[Any, Any], key: Any, value: Any, where: str, problems: _Problems) -> None:
+    if value is None:
+        return
+    if key in target:
+        problems.add(where, "defined twice")
+        return
+    target[key] = value
+
+
+def _name(resource: Mapping[str, Any], where: str, problems: _Problems) -> str | None:
+    meta = resource.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        if resource_kind(resource) is not None:
+            problems.add(where, "metadata.name is required")
+        return None
+    return name
+
+
+def _string(
+    spec: Mapping[str, Any], field: str, where: str, problems: _Problems, *, required: bool = False
+) -> str | None:
+    value = spec.get(field)
+    if value is None:
+        if required:
+            problems.add(where, f"{field} is required")
+        return None
+    if not isinstance(value, str) or not value:
+        problems.add(where, f"{field} must be a non-empty string")
+        return None
+    return value
+
+
+def _https_url(
+    spec: Mapping[str, Any], field: str, where: str, problems: _Problems, *, required: bool
+) -> str | None:
+    url = _string(spec, field, where, problems, required=required)
+    if url is not None and not url.startswith("https://"):
+        problems.add(where, f"{field} must be an https:// URL, got {url!r}")
+        return None
+    return url
+
+
+def _key_ref(value: Any, field: str, where: str, problems: _Problems) -> SecretKeyRef | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) and value.get(k) for k in ("name", "key")
+    ):
+        problems.add(where, f"{field} needs string fields name, namespace and key")
+        return None
+    namespace = value.get("namespace")
+    if not isinstance(namespace, str) or not namespace:
+        problems.add(where, f"{field}.namespace is required (the resource is cluster-scoped)")
+        return None
+    return SecretKeyRef(value["name"], namespace, value["key"])
+
+
+def _federation(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) -> Federation | None:
+    before = len(problems.items)
+    url = _https_url(spec, "url", where, problems, required=True)
+    jwks_url = _https_url(spec, "jwksURL", where, problems, required=False)
+    issuer = _string(spec, "issuer", where, problems) or DEFAULT_ISSUER
+    ca_bundle = _string(spec, "caBundle", where, problems)
+    if ca_bundle is not None and "-----BEGIN CERTIFICATE-----" not in ca_bundle:
+        problems.add(where, "caBundle must hold PEM certificates")
+    static_jwks = spec.get("jwks")
+    if static_jwks is not None and not (
+        isinstance(static_jwks, dict) and isinstance(static_jwks.get("keys"), list)
+    ):
+        problems.add(where, 'jwks must be an object {"keys": [...]}')
+    audiences = spec.get("audiences", [])
+    if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
+        problems.add(where, "audiences must be a list of non-empty strings")
+        audiences = []
+    token_ref = _key_ref(spec.get("tokenSecretRef"), "tokenSecretRef", where, problems)
+    review = spec.get("tokenReview")
+    review_ref = None
+    if review is not None:
+        review_ref = _key_ref(
+            review.get("tokenSecretRef") if isinstance(review, dict) else None,
+            "tokenReview.tokenSecretRef",
+            where,
+            problems,
+        )
+        if review_ref is None and not (isinstance(review, dict) and review.get("tokenSecretRef")):
+            problems.add(where, "tokenReview needs a tokenSecretRef")
+    if len(problems.items) > before or url is None:
+        return None
+    return Federation(
+        name=name,
+        url=url,
+        issuer=issuer,
+        ca_bundle=ca_bundle,
+        jwks_url=jwks_url,
+        static_jwks=json.loads(json.dumps(static_jwks)) if static_jwks is not None else None,
+        audiences=tuple(audiences),
+        token_secret_ref=token_ref,
+        token_review_secret_ref=review_ref,
+    )
+
+
+def _grant(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) -> Grant | None:
+    before = len(problems.items)
+    ref = spec.get("federationRef")
+    if (
+        not isinstance(ref, dict)
+        or ref.get("kind") != "KubernetesFederation"
+        or not isinstance(ref.get("name"), str)
+    ):
+        problems.add(where, "federationRef must be {kind: KubernetesFederation, name: <federation>}")
+    oidc = spec.get("subject", {}).get("oidc") if isinstance(spec.get("subject"), dict) else None
+    if not isinstance(oidc, dict):
+        problems.add(where, "subject.oidc {issuer, subject} is required")
+        oidc = {}
+    issuer = _string(oidc, "issuer", where + " subject.oidc", problems, required=True)
+    subject = _string(oidc, "subject", where + " subject.oidc", problems, required=True)
+    if subject is not None and not SUBJECT_PATTERN.match(subject):
+        problems.add(
+            where, f"subject.oidc.subject must be system:serviceaccount:<namespace>:<name>, got {subject!r}"
+        )
+    stores = _string_list(spec, "allowedClusterSecretStores", where, problems, required=True)
+    patterns = _string_list(spec, "allowedSecrets", where, problems, required=False)
+    for optional in ("allowedGenerators", "allowedGeneratorStates"):
+        if optional in spec and not isinstance(spec[optional], list):
+            problems.add(where, f"{optional} must be a list")
+    if len(problems.items) > before or issuer is None or subject is None or stores is None:
+        return None
+    return Grant(
+        name=name,
+        federation=str(ref["name"]) if isinstance(ref, dict) else "",
+        issuer=issuer,
+        subject=subject,
+        stores=frozenset(stores),
+        secret_patterns=tuple(patterns) if patterns is not None else None,
+    )
+
+
+def _string_list(
+    spec: Mapping[str, Any], field: str, where: str, problems: _Problems, *, required: bool
+) -> list[str] | None:
+    value = spec.get(field)
+    if value is None:
+        if required:
+            problems.add(where, f"{field} is required")
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        problems.add(where, f"{field} must be a list of non-empty strings")
+        return None
+    return value
+
+
+def _store(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) -> StoreConfig | None:
+    provider = spec.get("provider")
+    if not isinstance(provider, dict) or len(provider) != 1:
+        problems.add(where, "spec.provider must name exactly one provider")
+        return None
+    kind, provider_spec = next(iter(provider.items()))
+    if kind not in STORE_PROVIDERS:
+        problems.add(where, f"provider {kind!r} is not served (served: {', '.join(STORE_PROVIDERS)})")
+        return None
+    if not isinstance(provider_spec, dict):
+        problems.add(where, f"provider.{kind} must be a mapping")
+        return None
+    if kind == "fake" and not _fake_data_ok(provider_spec):
+        problems.add(
+            where, "provider.fake.data must be a list of {key, value[, version]} with string key and value"
+        )
+        return None
+    return StoreConfig(name, kind, json.loads(json.dumps(provider_spec)))
+
+
+def _fake_data_ok(spec: Mapping[str, Any]) -> bool:
+    data = spec.get("data", [])
+    return isinstance(data, list) and all(
+        isinstance(item, dict) and isinstance(item.get("key"), str) and isinstance(item.get("value"), str)
+        for item in data
+    )
+
+
+def _secret(name: str, resource: Mapping[str, Any], where: str, problems: _Problems) -> KubeSecret | None:
+    namespace = resource.get("metadata", {}).get("namespace") or "default"
+    decoded: dict[str, bytes] = {}
+    data = resource.get("data") or {}
+    string_data = resource.get("stringData") or {}
+    if not isinstance(data, dict) or not isinstance(string_data, dict):
+        problems.add(where, "data and stringData must be mappings")
+        return None
+    for key, value in data.items():
+        try:
+            decoded[str(key)] = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            problems.add(where, f"data.{key} is not valid base64")
+    for key, value in string_data.items():
+        decoded[str(key)] = str(value).encode()
+    return KubeSecret(namespace, name, decoded)

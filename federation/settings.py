@@ -1,0 +1,72 @@
+"""The server's settings: one frozen dataclass, built from flags, validated at start-up.
+
+Tests build ``Settings(...)`` directly and pass it to ``create_app``; nothing is read from the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``5m`` or ``1h``; ``ValueError`` naming the text otherwise."""
+    match = _DURATION.match(text.lower())
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: use 90, 90s, 5m or 1h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the federation server is configured with."""
+
+    manifests_dir: Path | None = None
+    kubernetes: bool = False
+    kubeconfig: Path | None = None
+    audience: str = "esi-federation"
+    allow_extra_audiences: bool = False
+    max_token_lifetime: float = 3600.0
+    token_leeway: float = 60.0
+    rate_limit: float = 50.0
+    store_cache_ttl: float = 0.0
+    store_connect_timeout: float = 3.0
+    store_read_timeout: float = 10.0
+    jwks_refresh_interval: float = 300.0
+    jwks_unknown_kid_interval: float = 30.0
+    jwks_max_stale: float = 24 * 3600.0
+    jwks_connect_timeout: float = 2.0
+    jwks_total_timeout: float = 5.0
+    reload_interval: float = 2.0
+    service_account_token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    bind: str = "0.0.0.0:8443"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
+    workers: int = 2
+    threads: int = 8
+    log_level: str = "info"
+
+    def validate(self) -> list[str]:
+        """Return every problem with these settings (empty when they can serve)."""
+        problems = []
+        if self.kubernetes == (self.manifests_dir is not None):
+            problems.append("give exactly one configuration source: --manifests DIR or --kubernetes")
+        if not self.insecure_http and (self.tls_cert is None or self.tls_key is None):
+            problems.append("--tls-cert and --tls-key are required (or --insecure-http, for tests only)")
+        if not self.audience:
+            problems.append("--audience must not be empty")
+        if self.max_token_lifetime <= 0:
+            problems.append("--max-token-lifetime must be positive")
+        if self.rate_limit <= 0:
+            problems.append("--rate-limit must be positive")
+        if self.workers < 1 or self.threads < 1:
+            problems.append("--workers and --threads must be at least 1")
+        if self.store_read_timeout >= 30:
+            problems.append("store timeouts must stay below gunicorn's 30 s worker timeout")
+        return problems

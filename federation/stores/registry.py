@@ -1,0 +1,94 @@
+"""One provider per store, built on first use and reused until the store's configuration changes.
+
+A provider is rebuilt when its ClusterSecretStore spec changes or when any Secret the spec references
+(any ``{name, key[, namespace]}`` selector in it) changes; otherwise its client and its login are kept.
+The ``vault`` provider is imported only when a Vault store is used, so hvac stays out of start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federation.config.model import Configuration, SecretKeyRef, StoreConfig
+from federation.errors import NotFound
+from federation.settings import Settings
+from federation.stores.base import Provider
+
+ProviderFactory = Callable[[StoreConfig, Callable[[], Configuration], Settings], Provider]
+
+PROVIDER_MODULES = {
+    "fake": "federation.stores.fake",
+    "kubernetes": "federation.stores.kubernetes",
+    "vault": "federation.stores.vault",
+}
+
+
+def referenced_secrets(spec: Mapping[str, Any]) -> Iterator[SecretKeyRef]:
+    """Every Secret key selector (``{name, key, namespace?}``) anywhere in a provider spec."""
+    stack: list[Any] = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("name"), str) and isinstance(node.get("key"), str):
+                yield SecretKeyRef(node["name"], str(node.get("namespace") or ""), node["key"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def fingerprint(store: StoreConfig, config: Configuration) -> str:
+    """A digest of everything a provider is built from: its spec and the Secrets it references."""
+    digest = hashlib.sha256(store.kind.encode())
+    digest.update(json.dumps(store.spec, sort_keys=True).encode())
+    for ref in sorted(referenced_secrets(store.spec), key=lambda r: (r.namespace, r.name, r.key)):
+        value = config.secret_value(ref)
+        digest.update(f"|{ref.namespace}/{ref.name}/{ref.key}=".encode())
+        digest.update(hashlib.sha256(value).digest() if value is not None else b"<absent>")
+    return digest.hexdigest()
+
+
+@dataclass
+class _Built:
+    fingerprint: str
+    provider: Provider
+
+
+class StoreRegistry:
+    """Hands out the provider of a store, building it when needed."""
+
+    def __init__(self, settings: Settings, current: Callable[[], Configuration]) -> None:
+        self._settings = settings
+        self._current = current
+        self._built: dict[str, _Built] = {}
+        self._lock = threading.Lock()
+
+    def provider(self, store_name: str) -> Provider:
+        """The provider of ``store_name``; ``NotFound`` when no such ClusterSecretStore exists."""
+        config = self._current()
+        store = config.stores.get(store_name)
+        if store is None:
+            raise NotFound(f"ClusterSecretStore {store_name!r} does not exist")
+        wanted = fingerprint(store, config)
+        with self._lock:
+            built = self._built.get(store_name)
+            if built is not None and built.fingerprint == wanted:
+                return built.provider
+            if built is not None:
+                built.provider.close()
+            factory: ProviderFactory = importlib.import_module(PROVIDER_MODULES[store.kind]).build
+            provider = factory(store, self._current, self._settings)
+            self._built[store_name] = _Built(wanted, provider)
+            return provider
+
+    def close(self) -> None:
+        """Close every provider (server shutdown)."""
+        with self._lock:
+            for built in self._built.values():
+                built.provider.close()
+            self._built.clear()
