@@ -1,0 +1,465 @@
+"""A stand-in for a client cluster's API server: OIDC discovery and a JWKS over HTTPS, plus token minting.
+
+It serves what the federation server fetches from a real client cluster, and nothing else::
+
+    GET /.well-known/openid-configuration   the discovery document
+    GET /openid/v1/jwks                     the key set (application/jwk-set+json)
+
+and mints ServiceAccount tokens that verify against that key set (``hack.sa_tokens``). Its TLS
+certificate is issued by the cluster's own CA (``ca_pem``): that CA is what a ``KubernetesFederation``
+puts in ``spec.caBundle`` and what esi-cli sends as ``caCert``.
+
+In tests::
+
+    with ClientClusterIssuer() as cluster:                        # 127.0.0.1, a free port
+        token = cluster.mint("monitoring", "prometheus-esi-client", ["esi-federation"])
+        manifest = cluster.federation_manifest("client-cluster-alpha")
+        cluster.set_jwks_behaviour(JwksBehaviour(status=503))      # an outage
+        assert cluster.jwks_requests == 1
+
+From the command line (the demo), from the repository root::
+
+    python -m hack.client_issuer serve --state-dir DIR [--bind 127.0.0.1:0]
+    python -m hack.client_issuer mint --state-dir DIR --namespace NS --service-account SA \\
+        --audience AUD --out TOKEN_FILE
+
+``serve`` writes ``DIR/ca.crt``, ``DIR/signing-key.pem`` (0600), ``DIR/issuer.json`` and
+``DIR/federation.yaml``, prints one ``ready`` line with the URL, and serves until SIGINT/SIGTERM.
+``mint`` writes the token to a 0600 file and never prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import json
+import signal
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import yaml
+
+from hack.certs import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, create_ca, server_ssl_context, write_file
+from hack.sa_tokens import (
+    DEFAULT_ISSUER,
+    DEFAULT_LIFETIME_S,
+    SUPPORTED_ALGORITHMS,
+    TokenIssuer,
+    generate_signing_key,
+    load_signing_key,
+)
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/openid/v1/jwks"
+JWKS_CONTENT_TYPE = "application/jwk-set+json"
+FEDERATION_API_VERSION = "identity.federation.external-secrets.io/v1alpha1"
+
+
+class IssuerError(Exception):
+    """The issuer cannot start or its state directory cannot be used."""
+
+
+@dataclass(frozen=True)
+class JwksBehaviour:
+    """How the JWKS endpoint answers. Tests swap it to play outages, slow or hostile servers.
+
+    ``status`` other than 200 answers with a Kubernetes ``Status`` body; ``body`` replaces the served
+    key set (oversized or malformed documents); ``redirect_to`` answers 302 to that URL (a verifier must
+    not follow it); ``delay_s`` sleeps before answering (timeouts).
+    """
+
+    status: int = 200
+    delay_s: float = 0.0
+    body: bytes | None = None
+    redirect_to: str | None = None
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request the issuer answered; the bearer token itself is never kept."""
+
+    method: str
+    path: str
+    had_bearer_token: bool
+    status: int
+
+
+class ClientClusterIssuer:
+    """An HTTPS server on 127.0.0.0/8 that plays one client cluster's API server for discovery."""
+
+    def __init__(
+        self,
+        tokens: TokenIssuer | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        required_bearer_token: str | None = None,
+    ) -> None:
+        if not _is_loopback_v4(host):
+            raise IssuerError(f"the issuer binds to 127.0.0.0/8 only, not {host!r}")
+        self.tokens = tokens or TokenIssuer()
+        self.host = host
+        self.ca = create_ca("client-cluster CA")
+        self._requested_port = port
+        self._required_bearer_token = required_bearer_token
+        self._behaviour = JwksBehaviour()
+        self._lock = threading.Lock()
+        self._seen: list[SeenRequest] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tls_dir: Path | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> ClientClusterIssuer:
+        """Bind, and serve in a background thread. Returns self."""
+        if self._server is not None:
+            raise IssuerError("the issuer is already running")
+        leaf = self.ca.issue([self.host, "localhost"], common_name="kube-apiserver")
+        context = _context_from_pems(leaf.cert_pem, leaf.key_pem)
+        server = _IssuerHTTPServer((self.host, self._requested_port), _Handler, self)
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="client-issuer", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> ClientClusterIssuer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- where it is -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (the free one the system picked when started with port 0)."""
+        if self._server is None:
+            raise IssuerError("the issuer is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The API server URL: ``spec.url`` of the ``KubernetesFederation``."""
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the key set is served."""
+        return self.url + JWKS_PATH
+
+    @property
+    def discovery_url(self) -> str:
+        """Where the discovery document is served."""
+        return self.url + DISCOVERY_PATH
+
+    @property
+    def ca_pem(self) -> str:
+        """The cluster CA, PEM text: ``spec.caBundle``, ``kube-root-ca.crt``, esi-cli's ``caCert``."""
+        return self.ca.cert_pem.decode("ascii")
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` of this cluster's tokens: ``spec.issuer``."""
+        return self.tokens.issuer
+
+    # -- tokens and manifests --------------------------------------------------------------------
+
+    def mint(
+        self,
+        namespace: str,
+        service_account: str,
+        audiences: Iterable[str],
+        *,
+        lifetime_s: int = DEFAULT_LIFETIME_S,
+        pod_name: str = "",
+        now: int | None = None,
+    ) -> str:
+        """A projected ServiceAccount token of this cluster (see ``TokenIssuer.mint``)."""
+        return self.tokens.mint(
+            namespace, service_account, audiences, lifetime_s=lifetime_s, pod_name=pod_name, now=now
+        )
+
+    def federation_manifest(
+        self, name: str, audiences: Sequence[str] | None = None, with_ca_bundle: bool = True
+    ) -> dict[str, Any]:
+        """A ``KubernetesFederation`` that registers this cluster with the federation server."""
+        spec: dict[str, Any] = {"url": self.url, "issuer": self.issuer}
+        if with_ca_bundle:
+            spec["caBundle"] = self.ca_pem
+        if audiences is not None:
+            spec["audiences"] = list(audiences)
+        return {
+            "apiVersion": FEDERATION_API_VERSION,
+            "kind": "KubernetesFederation",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    # -- what tests steer and observe ------------------------------------------------------------
+
+    def set_jwks_behaviour(self, behaviour: JwksBehaviour) -> None:
+        """Change how the JWKS endpoint answers from the next request on."""
+        with self._lock:
+            self._behaviour = behaviour
+
+    @property
+    def jwks_behaviour(self) -> JwksBehaviour:
+        """How the JWKS endpoint answers now."""
+        with self._lock:
+            return self._behaviour
+
+    @property
+    def requests(self) -> tuple[SeenRequest, ...]:
+        """Every request answered so far, oldest first."""
+        with self._lock:
+            return tuple(self._seen)
+
+    @property
+    def jwks_requests(self) -> int:
+        """How many times the key set was asked for (whatever the answer)."""
+        return sum(1 for seen in self.requests if seen.path == JWKS_PATH)
+
+    def reset_requests(self) -> None:
+        """Forget the requests seen so far (e.g. after a warm-up)."""
+        with self._lock:
+            self._seen.clear()
+
+    def _record(self, seen: SeenRequest) -> None:
+        with self._lock:
+            self._seen.append(seen)
+
+    def _bearer_accepted(self, authorization: str | None) -> bool:
+        if self._required_bearer_token is None:
+            return True
+        presented = (authorization or "").removeprefix("Bearer ")
+        return hmac.compare_digest(presented.encode(), self._required_bearer_token.encode())
+
+
+class _IssuerHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: failed handshakes and dropped clients are what tests provoke on purpose."""
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], issuer: ClientClusterIssuer
+    ) -> None:
+        self.issuer = issuer
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _IssuerHTTPServer
+    protocol_version = "HTTP/1.1"
+    # A stalled client must not hold a thread for ever.
+    timeout = 10
+
+    def do_GET(self) -> None:
+        issuer = self.server.issuer
+        path = self.path.split("?", 1)[0]
+        authorization = self.headers.get("Authorization")
+        if not issuer._bearer_accepted(authorization):
+            status = self._send_status(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+        elif path == DISCOVERY_PATH:
+            status = self._send_json(
+                HTTPStatus.OK, issuer.tokens.discovery(issuer.jwks_url), "application/json"
+            )
+        elif path == JWKS_PATH:
+            status = self._send_jwks(issuer)
+        else:
+            status = self._send_status(
+                HTTPStatus.NOT_FOUND, "the server could not find the requested resource"
+            )
+        issuer._record(SeenRequest("GET", path, authorization is not None, status))
+
+    def _send_jwks(self, issuer: ClientClusterIssuer) -> int:
+        behaviour = issuer.jwks_behaviour
+        if behaviour.delay_s:
+            time.sleep(behaviour.delay_s)
+        if behaviour.redirect_to is not None:
+            return self._send(HTTPStatus.FOUND, b"", "text/plain", {"Location": behaviour.redirect_to})
+        if behaviour.status != HTTPStatus.OK:
+            return self._send_status(HTTPStatus(behaviour.status), "the key set is not available")
+        if behaviour.body is not None:
+            return self._send(HTTPStatus.OK, behaviour.body, JWKS_CONTENT_TYPE)
+        return self._send_json(HTTPStatus.OK, issuer.tokens.jwks(), JWKS_CONTENT_TYPE)
+
+    def _send_status(self, status: HTTPStatus, message: str) -> int:
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": status.phrase.replace(" ", ""),
+            "code": int(status),
+        }
+        return self._send_json(status, body, "application/json")
+
+    def _send_json(self, status: HTTPStatus, document: Any, content_type: str) -> int:
+        return self._send(status, json.dumps(document).encode(), content_type)
+
+    def _send(
+        self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        return int(status)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: tests observe ``ClientClusterIssuer.requests`` instead of stderr."""
+
+
+def _context_from_pems(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """ssl.SSLContext.load_cert_chain reads files only, so the PEMs go to a private temp directory."""
+    with tempfile.TemporaryDirectory(prefix="client-issuer-tls-") as tmp:
+        cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        write_file(cert_file, cert_pem, PUBLIC_FILE_MODE)
+        write_file(key_file, key_pem, PRIVATE_FILE_MODE)
+        return server_ssl_context(cert_file, key_file)
+
+
+def _is_loopback_v4(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def _parse_bind(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    host, port = args.bind
+    required = args.require_bearer_token_file.read_text().strip() if args.require_bearer_token_file else None
+    tokens = TokenIssuer(args.issuer, [generate_signing_key(args.algorithm)])
+    cluster = ClientClusterIssuer(tokens, host, port, required_bearer_token=required).start()
+    try:
+        _write_state(state_dir, cluster, args.cluster_name)
+        print(f"ready: client-cluster issuer {args.cluster_name} at {cluster.url}", flush=True)
+        _wait_for_signal()
+    finally:
+        cluster.stop()
+    return 0
+
+
+def _write_state(state_dir: Path, cluster: ClientClusterIssuer, cluster_name: str) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = cluster.tokens.signing_key
+    write_file(state_dir / "signing-key.pem", key.private_pem(), PRIVATE_FILE_MODE)
+    write_file(state_dir / "ca.crt", cluster.ca.cert_pem, PUBLIC_FILE_MODE)
+    state = {
+        "url": cluster.url,
+        "issuer": cluster.issuer,
+        "jwks_url": cluster.jwks_url,
+        "algorithm": key.algorithm,
+        "kid": key.kid,
+        "cluster": cluster_name,
+    }
+    write_file(state_dir / "issuer.json", json.dumps(state, indent=2).encode() + b"\n", PUBLIC_FILE_MODE)
+    manifest = yaml.safe_dump(cluster.federation_manifest(cluster_name), sort_keys=False)
+    write_file(state_dir / "federation.yaml", manifest.encode(), PUBLIC_FILE_MODE)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    stop.wait()
+
+
+def _mint(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    try:
+        state = json.loads((state_dir / "issuer.json").read_text())
+        key = load_signing_key((state_dir / "signing-key.pem").read_bytes(), state["algorithm"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise IssuerError(f"{state_dir} is not a state directory written by 'serve': {exc}") from exc
+    tokens = TokenIssuer(state["issuer"], [key])
+    token = tokens.mint(
+        args.namespace, args.service_account, args.audience, lifetime_s=args.lifetime, pod_name=args.pod_name
+    )
+    write_file(args.out, token.encode("ascii"), PRIVATE_FILE_MODE)
+    print(f"wrote a token for system:serviceaccount:{args.namespace}:{args.service_account} to {args.out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hack.client_issuer", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve discovery and JWKS until SIGINT/SIGTERM")
+    serve.add_argument("--state-dir", type=Path, required=True, help="where ca.crt, keys, manifests go")
+    serve.add_argument("--bind", type=_parse_bind, default=("127.0.0.1", 0), help="HOST:PORT on 127/8")
+    serve.add_argument("--issuer", default=DEFAULT_ISSUER, help="the iss of minted tokens")
+    serve.add_argument("--algorithm", default="RS256", choices=SUPPORTED_ALGORITHMS)
+    serve.add_argument("--cluster-name", default="client-cluster-alpha", help="KubernetesFederation name")
+    serve.add_argument("--require-bearer-token-file", type=Path, help="answer 401 without this bearer")
+    serve.set_defaults(run=_serve)
+    mint = commands.add_parser("mint", help="write a ServiceAccount token to a 0600 file")
+    mint.add_argument("--state-dir", type=Path, required=True, help="the directory 'serve' wrote")
+    mint.add_argument("--namespace", required=True)
+    mint.add_argument("--service-account", required=True)
+    mint.add_argument("--audience", action="append", required=True, help="repeatable")
+    mint.add_argument("--lifetime", type=int, default=DEFAULT_LIFETIME_S, help="seconds")
+    mint.add_argument("--pod-name", default="", help="bind the token to this pod")
+    mint.add_argument("--out", type=Path, required=True, help="token file (written 0600)")
+    mint.set_defaults(run=_mint)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m hack.client_issuer``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (IssuerError, OSError) as exc:
+        print(f"hack.client_issuer: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
