@@ -1,0 +1,226 @@
+"""HTTP routes: decode the request, call the service, encode the answer. Errors map in one handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import traceback
+import uuid
+from importlib import resources
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from federation.authz import RequestedItem
+from federation.errors import (
+    BadRequest,
+    FederationError,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from federation.metrics import Metrics
+from federation.service import Audit, FederationService
+from federation.tokens import Hints
+from federation.wire import decode_json, hints_of, parse_secrets_request
+
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_TYPE_BASE = "https://esi-federation.dev/problems/"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+AUDITED_ROUTES = frozenset({"secrets", "whoami", "compat_secret"})
+audit_log = logging.getLogger("esi.audit")
+log = logging.getLogger(__name__)
+
+
+def register(app: Flask) -> None:
+    """Attach routes, request hooks and the one error handler to ``app``."""
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.register_error_handler(FederationError, _problem)
+    app.register_error_handler(HTTPException, _http_problem)
+    app.register_error_handler(Exception, _unexpected_problem)
+    app.add_url_rule("/v1/secrets", "secrets", _secrets, methods=["POST"])
+    app.add_url_rule("/v1/whoami", "whoami", _whoami, methods=["GET"])
+    app.add_url_rule(
+        "/secretstore/<store>/secrets/<path:key>", "compat_secret", _compat_secret, methods=["POST"]
+    )
+    app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
+    app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
+
+
+def _service() -> FederationService:
+    service: FederationService = current_app.extensions["esi.service"]
+    return service
+
+
+def _secrets() -> Response:
+    document = _json_body()
+    identity = _service().authenticate(_bearer_token(), hints_of(document), g.audit)
+    if isinstance(document, _Malformed):
+        raise document.error
+    parsed = parse_secrets_request(document)
+    fetched = _service().fetch(identity, parsed.items, g.audit)
+    return _json(
+        {
+            "secrets": [
+                {"store": f.item.store, "key": f.item.key, "property": f.item.property, "value": f.value}
+                for f in fetched
+            ],
+            "identity": {"cluster": identity.federation, "subject": identity.subject},
+        }
+    )
+
+
+def _compat_secret(store: str, key: str) -> Response:
+    document = _json_body()
+    ca_cert = document.get("ca.crt") if isinstance(document, dict) else None
+    hints = Hints(ca_cert=ca_cert if isinstance(ca_cert, str) else None)
+    identity = _service().authenticate(_bearer_token(), hints, g.audit)
+    if isinstance(document, _Malformed):
+        raise document.error
+    fetched = _service().fetch(identity, [RequestedItem(store, key)], g.audit)
+    return _json(fetched[0].value)
+
+
+def _whoami() -> Response:
+    identity = _service().authenticate(_bearer_token(), Hints(), g.audit)
+    g.audit.decision = "allowed"
+    return _json(
+        {
+            "identity": {
+                "cluster": identity.federation,
+                "issuer": identity.issuer,
+                "subject": identity.subject,
+                "namespace": identity.namespace,
+                "serviceAccount": identity.service_account,
+                "pod": identity.pod_name,
+            },
+            "allowed": _service().permissions(identity),
+        }
+    )
+
+
+def _healthz() -> Response:
+    return _json({"status": "ok"})
+
+
+def _readyz() -> Response:
+    ready = _service().holder.ready
+    return _json({"status": "ready" if ready else "loading"}, 200 if ready else 503)
+
+
+def _metrics() -> Response:
+    metrics: Metrics = current_app.extensions["esi.metrics"]
+    return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+def _openapi() -> Response:
+    text = resources.files("federation").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return Response(text, mimetype="application/yaml")
+
+
+class _Malformed:
+    """A body that is not JSON: the error is raised after the token check (401 comes before 400)."""
+
+    def __init__(self, error: BadRequest) -> None:
+        self.error = error
+
+
+def _json_body() -> Any:
+    """413 and 415 first, then the decoded body (or a deferred 400)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("the body must be application/json")
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
+    try:
+        return decode_json(body)
+    except BadRequest as exc:
+        return _Malformed(exc)
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("no bearer token in the Authorization header")
+    return token.strip()
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _start_request() -> None:
+    g.started = time.perf_counter()
+    sent = request.headers.get("X-Request-Id", "")
+    g.request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
+    g.audit = Audit()
+
+
+def _finish_request(response: Response) -> Response:
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    route = request.endpoint or "unknown"
+    metrics: Metrics = current_app.extensions["esi.metrics"]
+    metrics.requests.labels(route, str(response.status_code)).inc()
+    metrics.request_seconds.labels(route).observe(elapsed)
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    if route in AUDITED_ROUTES:
+        audit: Audit = g.audit
+        metrics.decisions.labels(audit.decision).inc()
+        audit_log.info(
+            "request",
+            extra={
+                "event": "audit",
+                "request_id": g.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "latency_ms": round(elapsed * 1000, 2),
+                **audit.fields(),
+            },
+        )
+    return response
+
+
+def _problem(error: FederationError) -> Response:
+    body = {
+        "type": PROBLEM_TYPE_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+    }
+    response = Response(json.dumps(body), status=error.status, mimetype="application/problem+json")
+    response.headers.update(error.headers())
+    return response
+
+
+def _http_problem(error: HTTPException) -> Response:
+    if isinstance(error, RequestEntityTooLarge):
+        return _problem(PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"))
+    status = error.code or 500
+    generic = FederationError(error.description or error.name)
+    generic.status, generic.title, generic.slug = status, error.name, error.name.lower().replace(" ", "-")
+    return _problem(generic)
+
+
+def _unexpected_problem(error: Exception) -> Response:
+    # The type and the frames are logged, never the message: it could carry data we must not leak.
+    frames = [
+        f"{frame.filename}:{frame.lineno} {frame.name}" for frame in traceback.extract_tb(error.__traceback__)
+    ]
+    log.error(
+        "unexpected error",
+        extra={"error_type": type(error).__name__, "frames": frames, "request_id": g.get("request_id")},
+    )
+    audit = g.get("audit")
+    if audit is not None:
+        audit.decision = "error"
+    return _problem(FederationError("an unexpected error occurred; see the server log for the request id"))

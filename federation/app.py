@@ -1,0 +1,81 @@
+"""``create_app(settings)``: builds the services, wires them into the Flask app, starts the source.
+
+Also the WSGI entry for plain gunicorn: ``gunicorn 'federation.app:create_app()'`` reads its settings
+from ``ESI_FEDERATION_*`` environment variables (see ``settings_from_environment``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from federation import api
+from federation.config.holder import ConfigHolder
+from federation.config.manifests import ManifestsWatcher
+from federation.errors import ConfigurationError
+from federation.jwks import Fetcher, JwksRegistry, fetch_jwks
+from federation.metrics import Metrics
+from federation.ratelimit import RateLimiter
+from federation.service import FederationService
+from federation.settings import Settings, parse_duration
+from federation.stores.reader import StoreReader
+from federation.stores.registry import StoreRegistry
+from federation.tokens import TokenVerifier
+
+
+def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetch_jwks) -> Flask:
+    """Build the federation server's app and start its configuration source."""
+    settings = settings or settings_from_environment()
+    metrics = Metrics()
+    holder = ConfigHolder(metrics)
+    registry = StoreRegistry(settings, lambda: holder.current)
+    service = FederationService(
+        holder=holder,
+        verifier=TokenVerifier(
+            settings, JwksRegistry(settings, metrics, lambda: holder.current, jwks_fetcher)
+        ),
+        reader=StoreReader(registry, metrics, settings.store_cache_ttl),
+        limiter=RateLimiter(settings.rate_limit / settings.workers),
+        metrics=metrics,
+    )
+    app = Flask("federation")
+    app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY_BYTES
+    app.extensions["esi.settings"] = settings
+    app.extensions["esi.metrics"] = metrics
+    app.extensions["esi.service"] = service
+    app.extensions["esi.source"] = start_source(settings, holder)
+    api.register(app)
+    return app
+
+
+def start_source(settings: Settings, holder: ConfigHolder) -> object:
+    """Start the configuration source the settings name; return it (it has a ``stop()``)."""
+    if settings.manifests_dir is not None:
+        watcher = ManifestsWatcher(settings.manifests_dir, holder, settings.reload_interval)
+        watcher.start()
+        return watcher
+    if settings.kubernetes:
+        from federation.config.kube import KubernetesSource  # noqa: PLC0415 - the kubernetes client is heavy
+
+        source = KubernetesSource(settings, holder)
+        source.start()
+        return source
+    raise ConfigurationError(["no configuration source: give --manifests DIR or --kubernetes"])
+
+
+def settings_from_environment() -> Settings:
+    """Settings for plain gunicorn: ``ESI_FEDERATION_MANIFESTS``, ``_KUBERNETES``, ``_AUDIENCE``, ..."""
+    env = os.environ
+    manifests = env.get("ESI_FEDERATION_MANIFESTS")
+    return Settings(
+        manifests_dir=Path(manifests) if manifests else None,
+        kubernetes=env.get("ESI_FEDERATION_KUBERNETES", "").lower() in ("1", "true", "yes"),
+        kubeconfig=Path(env["ESI_FEDERATION_KUBECONFIG"]) if env.get("ESI_FEDERATION_KUBECONFIG") else None,
+        audience=env.get("ESI_FEDERATION_AUDIENCE", Settings.audience),
+        max_token_lifetime=parse_duration(env.get("ESI_FEDERATION_MAX_TOKEN_LIFETIME", "1h")),
+        rate_limit=float(env.get("ESI_FEDERATION_RATE_LIMIT", Settings.rate_limit)),
+        store_cache_ttl=parse_duration(env.get("ESI_FEDERATION_STORE_CACHE_TTL", "0")),
+        insecure_http=True,
+    )

@@ -1,0 +1,332 @@
+"""Per-federation key sets: fetched over pinned HTTPS, cached, refreshed with care.
+
+Rules (DESIGN §6): keys are refreshed every ``jwks_refresh_interval``; an unknown ``kid`` triggers at
+most one refresh per ``jwks_unknown_kid_interval``; concurrent refreshes are merged (one fetch, the
+others wait for it); a failed refresh keeps the last good keys for up to ``jwks_max_stale``. Fetches use
+HTTPS only, the federation's own ``caBundle`` as the only trust anchor (the system store when absent),
+no redirects, a 2 s connect and 5 s total timeout and a 256 KiB cap. No URL is ever built from a token
+or a request: only from the KubernetesFederation. Keys of different federations are never pooled, and a
+key published by two federations is refused in both.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from federation.config.model import Configuration, Federation
+from federation.errors import JwksUnavailable
+from federation.metrics import Metrics
+from federation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_JWKS_BYTES = 256 * 1024
+MAX_KEYS = 50
+MIN_RSA_BITS = 2048
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256"})
+EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384"}
+
+
+class JwksFetchError(Exception):
+    """A JWKS could not be fetched or parsed; the message is safe to log."""
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    """One public key of one federation, with the algorithms it may verify."""
+
+    kid: str
+    thumbprint: str
+    public_key: Any
+    algorithms: frozenset[str]
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url) of an RSA or EC public JWK."""
+    members = ("e", "kty", "n") if jwk.get("kty") == "RSA" else ("crv", "kty", "x", "y")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def parse_jwks(document: Any) -> dict[str, VerificationKey]:
+    """Usable signing keys of a JWKS document by ``kid``; unusable keys are skipped and logged."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise JwksFetchError('the JWKS is not an object {"keys": [...]}')
+    if len(document["keys"]) > MAX_KEYS:
+        raise JwksFetchError(f"the JWKS holds {len(document['keys'])} keys, more than {MAX_KEYS}")
+    keys: dict[str, VerificationKey] = {}
+    for jwk in document["keys"]:
+        try:
+            key = _verification_key(jwk)
+        except (JwksFetchError, KeyError, ValueError, TypeError) as exc:
+            log.warning("skipping a JWKS key", extra={"reason": str(exc)})
+            continue
+        keys[key.kid] = key
+    return keys
+
+
+def _verification_key(jwk: Any) -> VerificationKey:
+    if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+        raise JwksFetchError("key without a kid")
+    if jwk.get("use", "sig") != "sig":
+        raise JwksFetchError(f"key {jwk['kid']!r} is not a signing key")
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        public_key = RSAAlgorithm.from_jwk(jwk)
+        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
+            raise JwksFetchError(
+                f"key {jwk['kid']!r}: RSA keys must be public and at least {MIN_RSA_BITS} bits"
+            )
+        allowed = RSA_ALGORITHMS
+    elif kty == "EC" and jwk.get("crv") in EC_ALGORITHMS:
+        public_key = ECAlgorithm.from_jwk(jwk)
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise JwksFetchError(f"key {jwk['kid']!r} is not a public key")
+        allowed = frozenset({EC_ALGORITHMS[jwk["crv"]]})
+    else:
+        raise JwksFetchError(f"key {jwk['kid']!r}: unsupported key type {kty!r}")
+    if "alg" in jwk:
+        if jwk["alg"] not in allowed:
+            raise JwksFetchError(f"key {jwk['kid']!r}: algorithm {jwk['alg']!r} is not allowed for {kty}")
+        allowed = frozenset({jwk["alg"]})
+    return VerificationKey(jwk["kid"], thumbprint(jwk), public_key, allowed)
+
+
+def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:
+    """GET a JWKS over HTTPS, trusting only ``ca_bundle`` (the system store when None)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise JwksFetchError("JWKS URLs must be https://")
+    context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else ssl.create_default_context()
+    timeout = urllib3.Timeout(connect=settings.jwks_connect_timeout, total=settings.jwks_total_timeout)
+    pool = urllib3.HTTPSConnectionPool(
+        parts.hostname, parts.port or 443, ssl_context=context, timeout=timeout, retries=False, maxsize=1
+    )
+    headers = {"Accept": "application/json"}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    deadline = time.monotonic() + settings.jwks_total_timeout
+    try:
+        response = pool.urlopen(
+            "GET",
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            headers=headers,
+            redirect=False,
+            preload_content=False,
+        )
+        try:
+            if response.status != 200:
+                raise JwksFetchError(f"{url} answered HTTP {response.status}")
+            return _read_capped(response, deadline)
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
+        raise JwksFetchError(f"{url}: {type(exc).__name__}") from exc
+    finally:
+        pool.close()
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    body = bytearray()
+    for chunk in response.stream(16384):
+        body.extend(chunk)
+        if len(body) > MAX_JWKS_BYTES:
+            raise JwksFetchError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise JwksFetchError("the JWKS fetch took longer than the total timeout")
+    return bytes(body)
+
+
+Fetcher = Callable[[str, str | None, str | None, Settings], bytes]
+
+
+class FederationKeys:
+    """The key cache of one federation."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        bearer: str | None,
+        *,
+        settings: Settings,
+        metrics: Metrics,
+        fetcher: Fetcher,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.federation = federation
+        self._bearer = bearer
+        self._settings = settings
+        self._metrics = metrics
+        self._fetcher = fetcher
+        self._on_change = on_change
+        self._clock = clock
+        self._refresh_lock = threading.Lock()
+        self._keys: dict[str, VerificationKey] = {}
+        self._fetched_at: float | None = None
+        self._last_attempt: float | None = None
+        self._next_due = 0.0
+        self.last_error: str | None = None
+        if federation.static_jwks is not None:
+            self._keys = parse_jwks(federation.static_jwks)
+            self._fetched_at = clock()
+            self._next_due = float("inf")
+
+    @property
+    def keys(self) -> Mapping[str, VerificationKey]:
+        """The keys held now (possibly stale), without fetching."""
+        return self._keys
+
+    @property
+    def fetched_at(self) -> float | None:
+        """Clock time of the last successful fetch (or of loading a static JWKS)."""
+        return self._fetched_at
+
+    def key(self, kid: str) -> VerificationKey | None:
+        """The key ``kid``, refreshing when due or (rate-limited) when the kid is unknown."""
+        now = self._clock()
+        if now >= self._next_due:
+            self._refresh(now)
+        found = self._keys.get(kid)
+        if found is None and self.federation.static_jwks is None and self._may_refresh_for_unknown_kid(now):
+            self._refresh(now)
+            found = self._keys.get(kid)
+        if found is None and self._fetched_at is None:
+            raise JwksUnavailable(f"the keys of federation {self.federation.name!r} are not available")
+        return found
+
+    def _may_refresh_for_unknown_kid(self, now: float) -> bool:
+        return (
+            self._last_attempt is None or now - self._last_attempt >= self._settings.jwks_unknown_kid_interval
+        )
+
+    def _refresh(self, requested_at: float) -> None:
+        with self._refresh_lock:
+            if self._last_attempt is not None and self._last_attempt >= requested_at:
+                return  # another thread refreshed while this one waited: merged
+            self._last_attempt = self._clock()
+            try:
+                document = json.loads(
+                    self._fetcher(
+                        self.federation.effective_jwks_url,
+                        self.federation.ca_bundle,
+                        self._bearer,
+                        self._settings,
+                    )
+                )
+                keys = parse_jwks(document)
+            except (JwksFetchError, ValueError) as exc:
+                self._refresh_failed(str(exc))
+                return
+            self._keys, self._fetched_at, self.last_error = keys, self._clock(), None
+            self._next_due = self._fetched_at + self._settings.jwks_refresh_interval
+            self._metrics.jwks_fetches.labels(self.federation.name, "ok").inc()
+            self._metrics.jwks_stale.labels(self.federation.name).set(0)
+        self._on_change()
+
+    def _refresh_failed(self, reason: str) -> None:
+        now = self._clock()
+        self.last_error = reason
+        self._metrics.jwks_fetches.labels(self.federation.name, "error").inc()
+        self._next_due = now + self._settings.jwks_unknown_kid_interval
+        stale_for = None if self._fetched_at is None else now - self._fetched_at
+        if stale_for is not None and stale_for > self._settings.jwks_max_stale:
+            self._keys, self._fetched_at = {}, None
+        log.warning(
+            "JWKS refresh failed",
+            extra={"federation": self.federation.name, "reason": reason, "keeping_keys": bool(self._keys)},
+        )
+        self._metrics.jwks_stale.labels(self.federation.name).set(1 if self._keys else 0)
+
+
+class JwksRegistry:
+    """Every federation's ``FederationKeys``, rebuilt when a federation's definition changes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        current: Callable[[], Configuration],
+        fetcher: Fetcher = fetch_jwks,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._current = current
+        self._fetcher = fetcher
+        self._lock = threading.Lock()
+        self._caches: dict[str, tuple[str, FederationKeys]] = {}
+        self._owners: dict[str, frozenset[str]] = {}
+
+    def for_federation(self, federation: Federation) -> FederationKeys:
+        """The cache of ``federation``, created on first use or when its definition changed."""
+        bearer = self._bearer(federation)
+        identity = json.dumps([repr(federation), hashlib.sha256((bearer or "").encode()).hexdigest()])
+        with self._lock:
+            held = self._caches.get(federation.name)
+            if held is not None and held[0] == identity:
+                return held[1]
+        cache = FederationKeys(
+            federation, bearer, self._settings, self._metrics, self._fetcher, self._reindex
+        )
+        with self._lock:
+            self._caches[federation.name] = (identity, cache)
+        self._reindex()
+        return cache
+
+    def key(self, federation: Federation, kid: str) -> VerificationKey | None:
+        """The verification key ``kid`` of ``federation``, or None; a key shared with another federation is
+        refused in both (DESIGN §6.2)."""
+        key = self.for_federation(federation).key(kid)
+        if key is None:
+            return None
+        owners = self._owners.get(key.thumbprint, frozenset())
+        if len(owners) > 1:
+            log.error(
+                "a key is published by several federations; refusing it in all of them",
+                extra={"federations": sorted(owners), "kid": kid},
+            )
+            return None
+        return key
+
+    def status(self, name: str) -> FederationKeys | None:
+        """The cache of federation ``name`` if one exists (for status reporting)."""
+        held = self._caches.get(name)
+        return held[1] if held else None
+
+    def _bearer(self, federation: Federation) -> str | None:
+        if federation.token_secret_ref is None:
+            return None
+        value = self._current().secret_value(federation.token_secret_ref)
+        return value.decode().strip() if value else None
+
+    def _reindex(self) -> None:
+        configured = self._current().federations
+        with self._lock:
+            for gone in set(self._caches) - set(configured):
+                del self._caches[gone]
+            owners: dict[str, set[str]] = {}
+            for name, (_, cache) in self._caches.items():
+                for key in cache.keys.values():
+                    owners.setdefault(key.thumbprint, set()).add(name)
+            self._owners = {thumb: frozenset(names) for thumb, names in owners.items()}
+            duplicates: dict[str, int] = {}
+            for names in self._owners.values():
+                if len(names) > 1:
+                    for name in names:
+                        duplicates[name] = duplicates.get(name, 0) + 1
+            for name in self._caches:
+                self._metrics.jwks_duplicate_keys.labels(name).set(duplicates.get(name, 0))

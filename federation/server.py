@@ -1,0 +1,56 @@
+"""gunicorn, started from ``esi-federation serve``: each worker builds its own app after the fork."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from federation.logs import gunicorn_logconfig
+from federation.settings import Settings
+
+WORKER_TIMEOUT_SECONDS = 30
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application whose configuration comes from ``Settings``, not from a file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the settings to gunicorn's configuration."""
+        s = self._settings
+        options: dict[str, Any] = {
+            "bind": [s.bind],
+            "workers": s.workers,
+            "threads": s.threads,
+            "worker_class": "gthread",
+            "timeout": WORKER_TIMEOUT_SECONDS,
+            "graceful_timeout": 20,
+            "keepalive": 5,
+            "accesslog": None,
+            "logconfig_dict": gunicorn_logconfig(s.log_level),
+            "proc_name": "esi-federation",
+            "child_exit": _mark_worker_dead,
+        }
+        if not s.insecure_http:
+            options.update({"certfile": str(s.tls_cert), "keyfile": str(s.tls_key)})
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Build the app in the worker, after the fork, so its threads belong to the worker."""
+        from federation.app import create_app  # noqa: PLC0415
+        from federation.logs import configure_logging  # noqa: PLC0415
+
+        configure_logging(self._settings.log_level)
+        return create_app(self._settings)
+
+
+def _mark_worker_dead(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,188 @@
+"""How the vault provider obtains a Vault token: ESO's ``auth`` block of a ``vault`` store.
+
+Each method turns the spec into either a static token (``tokenSecretRef``) or a login request
+(``POST auth/<mount>/login``) whose credentials are read at login time, so a re-login after a
+rotation uses the current Secret (or the server's current projected ServiceAccount token).
+Nothing here does I/O at parse time, and no message ever holds a credential.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from federation.config.model import Configuration, SecretKeyRef
+from federation.errors import StoreError
+from federation.settings import Settings
+
+METHODS = ("tokenSecretRef", "appRole", "kubernetes", "jwt")
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """``tokenSecretRef``: a token held in a Secret; it cannot log in again, only be renewed."""
+
+    read_token: Callable[[], str]
+    method: str = "tokenSecretRef"
+
+
+@dataclass(frozen=True)
+class Login:
+    """A login method: ``POST auth/<mount>/login`` with ``fields()`` as the JSON body."""
+
+    method: str
+    mount: str
+    fields: Callable[[], dict[str, str]]
+
+
+Auth = StaticToken | Login
+
+
+def parse_auth(
+    store_name: str, spec: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
+) -> Auth:
+    """The auth method of a vault store's spec; ``StoreError`` explains a spec that cannot work."""
+    where = f"vault store {store_name!r}"
+    auth = spec.get("auth")
+    if not isinstance(auth, dict):
+        raise StoreError(f"{where}: spec.provider.vault.auth is required ({', '.join(METHODS)})")
+    given = [name for name in auth if auth[name] is not None]
+    chosen = [name for name in given if name in METHODS]
+    if len(given) != 1 or len(chosen) != 1:
+        raise StoreError(f"{where}: auth must name exactly one of {', '.join(METHODS)} (found {given})")
+    method = chosen[0]
+    config = auth[method]
+    if not isinstance(config, dict):
+        raise StoreError(f"{where}: auth.{method} must be a mapping")
+    secrets = _SecretReader(where, current)
+    if method == "tokenSecretRef":
+        return StaticToken(secrets.reader(config, f"auth.{method}"))
+    if method == "appRole":
+        return _app_role(where, config, secrets)
+    if method == "kubernetes":
+        return _kubernetes(where, config, secrets, settings)
+    return _jwt(where, config, secrets)
+
+
+def _app_role(where: str, config: Mapping[str, Any], secrets: _SecretReader) -> Login:
+    read_secret_id = secrets.reader(config.get("secretRef"), "auth.appRole.secretRef")
+    role_id, role_ref = config.get("roleId"), config.get("roleRef")
+    if (role_id is None) == (role_ref is None):
+        raise StoreError(f"{where}: auth.appRole needs exactly one of roleId and roleRef")
+    if role_id is not None and (not isinstance(role_id, str) or not role_id):
+        raise StoreError(f"{where}: auth.appRole.roleId must be a non-empty string")
+    read_role_id = (
+        _constant(role_id) if role_id is not None else secrets.reader(role_ref, "auth.appRole.roleRef")
+    )
+    return Login(
+        "appRole",
+        _mount(where, config, "path", "approle"),
+        lambda: {"role_id": read_role_id(), "secret_id": read_secret_id()},
+    )
+
+
+def _kubernetes(where: str, config: Mapping[str, Any], secrets: _SecretReader, settings: Settings) -> Login:
+    role = _role(where, config, "kubernetes")
+    if config.get("serviceAccountRef") is not None:
+        raise StoreError(
+            f"{where}: auth.kubernetes.serviceAccountRef is not supported: minting a token for another "
+            "ServiceAccount needs the TokenRequest API; use secretRef, or neither to log in with the "
+            "server's own ServiceAccount token"
+        )
+    if config.get("secretRef") is not None:
+        # ESO's default key for a ServiceAccount token Secret.
+        selector = config["secretRef"]
+        if isinstance(selector, dict):
+            selector = {"key": "token", **selector}
+        read_jwt = secrets.reader(selector, "auth.kubernetes.secretRef")
+    else:
+        read_jwt = functools.partial(_own_token, where, settings.service_account_token_file)
+    return Login(
+        "kubernetes",
+        _mount(where, config, "mountPath", "kubernetes"),
+        lambda: {"role": role, "jwt": read_jwt()},
+    )
+
+
+def _jwt(where: str, config: Mapping[str, Any], secrets: _SecretReader) -> Login:
+    role = _role(where, config, "jwt")
+    if config.get("kubernetesServiceAccountToken") is not None:
+        raise StoreError(
+            f"{where}: auth.jwt.kubernetesServiceAccountToken is not supported: it needs the TokenRequest "
+            "API; put the JWT in a Secret and use auth.jwt.secretRef"
+        )
+    ref = secrets.ref(config.get("secretRef"), "auth.jwt.secretRef")
+    return Login(
+        "jwt", _mount(where, config, "path", "jwt"), lambda: {"role": role, "jwt": secrets.text(ref)}
+    )
+
+
+def _role(where: str, config: Mapping[str, Any], method: str) -> str:
+    role = config.get("role")
+    if not isinstance(role, str) or not role:
+        raise StoreError(f"{where}: auth.{method}.role is required")
+    return role
+
+
+def _mount(where: str, config: Mapping[str, Any], field: str, default: str) -> str:
+    mount = config.get(field, default)
+    if not isinstance(mount, str) or not mount.strip("/"):
+        raise StoreError(f"{where}: {field} of the auth method must be a non-empty path")
+    return mount.strip("/")
+
+
+def _constant(value: str) -> Callable[[], str]:
+    def read() -> str:
+        return value
+
+    return read
+
+
+def _own_token(where: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise StoreError(
+            f"{where}: the server's ServiceAccount token {str(path)!r} cannot be read ({exc.strerror})"
+        ) from None
+
+
+class _SecretReader:
+    """Reads referenced Secrets from the configuration in force at the time of the call."""
+
+    def __init__(self, where: str, current: Callable[[], Configuration]) -> None:
+        self._where = where
+        self._current = current
+
+    def reader(self, node: Any, field: str) -> Callable[[], str]:
+        """A function that returns the current value of the selector ``node`` (checked now)."""
+        return functools.partial(self.text, self.ref(node, field))
+
+    def ref(self, node: Any, field: str) -> SecretKeyRef:
+        """A ``{name, namespace, key}`` selector; a ClusterSecretStore must name the namespace."""
+        if not isinstance(node, dict):
+            raise StoreError(f"{self._where}: {field} is required ({{name, namespace, key}})")
+        parts = {part: node.get(part) for part in ("name", "namespace", "key")}
+        missing = [part for part, value in parts.items() if not isinstance(value, str) or not value]
+        if missing:
+            raise StoreError(
+                f"{self._where}: {field} needs {', '.join(missing)} (a ClusterSecretStore names the "
+                "namespace of every Secret it references)"
+            )
+        return SecretKeyRef(str(parts["name"]), str(parts["namespace"]), str(parts["key"]))
+
+    def text(self, ref: SecretKeyRef) -> str:
+        """The referenced value as text, without surrounding whitespace."""
+        value = self._current().secret_value(ref)
+        if value is None:
+            raise StoreError(f"{self._where}: {ref.describe()} does not exist")
+        try:
+            text = value.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise StoreError(f"{self._where}: {ref.describe()} is not UTF-8 text") from None
+        if not text:
+            raise StoreError(f"{self._where}: {ref.describe()} is empty")
+        return text

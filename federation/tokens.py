@@ -1,0 +1,261 @@
+"""ServiceAccount JWT -> verified ``Identity`` (DESIGN §6, the security core).
+
+Order: size cap, header (algorithm list, ``kid`` required, ``crit`` refused), issuer read unverified
+for lookup only, candidate federations (hints narrow, never trust), signature per candidate with that
+federation's own keys, then one validator per claim. Every failure is an ``Unauthorized`` whose reason
+is logged; callers all see the same body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jwt
+
+from federation.config.model import Configuration, Federation
+from federation.errors import JwksUnavailable, Unauthorized
+from federation.jwks import JwksRegistry
+from federation.settings import Settings
+
+MAX_TOKEN_BYTES = 16 * 1024
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+SUBJECT = re.compile(r"^system:serviceaccount:(?P<namespace>[^:]+):(?P<name>[^:]+)$")
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified token belongs to."""
+
+    federation: str
+    issuer: str
+    subject: str
+    namespace: str
+    service_account: str
+    pod_name: str | None
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Optional selectors sent by the client: they narrow the candidates, they never grant trust."""
+
+    cluster: str | None = None
+    ca_cert: str | None = None
+
+
+@dataclass(frozen=True)
+class _Header:
+    alg: str
+    kid: str
+
+
+class TokenVerifier:
+    """Verifies tokens against the federations of the configuration in force."""
+
+    def __init__(
+        self, settings: Settings, keys: JwksRegistry, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._clock = clock
+
+    def verify(self, token: str, config: Configuration, hints: Hints) -> Identity:
+        """Return the identity of ``token``; raise ``Unauthorized`` (or ``JwksUnavailable``)."""
+        header = read_header(token)
+        issuer = read_unverified_issuer(token)
+        candidates = select_candidates(config.federations.values(), issuer, hints)
+        if not candidates:
+            raise Unauthorized(f"no KubernetesFederation matches issuer {issuer!r} and the hints")
+        verified: list[tuple[Federation, dict[str, Any]]] = []
+        failures: list[str] = []
+        unavailable: JwksUnavailable | None = None
+        for federation in candidates:
+            try:
+                claims = self._verify_signature(token, header, federation)
+            except JwksUnavailable as exc:
+                unavailable = exc
+                continue
+            except Unauthorized as exc:
+                failures.append(f"{federation.name}: {exc.reason}")
+                continue
+            verified.append((federation, claims))
+        if len(verified) > 1:
+            raise Unauthorized("the token verifies with the keys of several federations")
+        if not verified:
+            if unavailable is not None:
+                raise unavailable
+            raise Unauthorized("; ".join(failures))
+        federation, claims = verified[0]
+        return validate_claims(claims, federation, self._settings, self._clock())
+
+    def _verify_signature(self, token: str, header: _Header, federation: Federation) -> dict[str, Any]:
+        key = self._keys.key(federation, header.kid)
+        if key is None:
+            raise Unauthorized(f"unknown kid {header.kid!r}")
+        if header.alg not in key.algorithms:
+            raise Unauthorized(f"algorithm {header.alg} does not match key {header.kid!r}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.public_key,
+                algorithms=[header.alg],
+                options={
+                    "verify_signature": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"signature check failed: {type(exc).__name__}") from None
+        return claims
+
+
+def read_header(token: str) -> _Header:
+    """Check the size and the header; ``alg`` in the allowed list, ``kid`` present, no ``crit``."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise Unauthorized(f"token longer than {MAX_TOKEN_BYTES} bytes")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"malformed token header: {type(exc).__name__}") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in ALLOWED_ALGORITHMS:
+        raise Unauthorized(f"algorithm {alg!r} is not allowed")
+    if not isinstance(kid, str) or not kid:
+        raise Unauthorized("the token header has no kid")
+    if "crit" in header:
+        raise Unauthorized("the token header has a crit parameter")
+    return _Header(alg, kid)
+
+
+def read_unverified_issuer(token: str) -> str:
+    """The ``iss`` claim, read without verification: used only to look up candidate federations."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"malformed token payload: {type(exc).__name__}") from None
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise Unauthorized("the token has no iss claim")
+    if issuer == LEGACY_ISSUER:
+        raise Unauthorized("legacy (secret-based) ServiceAccount tokens are refused")
+    return issuer
+
+
+def select_candidates(federations: Iterable[Federation], issuer: str, hints: Hints) -> list[Federation]:
+    """Federations whose issuer is ``issuer``, narrowed by the hints.
+
+    ``cluster`` must name one of them. ``caCert`` keeps the federations whose caBundle holds that
+    certificate; when none does, it narrows nothing (a federation may trust the system store).
+    """
+    candidates = [f for f in federations if f.issuer == issuer]
+    if hints.cluster is not None:
+        candidates = [f for f in candidates if f.name == hints.cluster]
+    sent = certificate_ders(hints.ca_cert) if hints.ca_cert else frozenset()
+    if sent:
+        matching = [f for f in candidates if f.ca_bundle and certificate_ders(f.ca_bundle) & sent]
+        candidates = matching or candidates
+    return candidates
+
+
+@lru_cache(maxsize=256)
+def certificate_ders(pem_or_base64: str) -> frozenset[bytes]:
+    """The DER bytes of every certificate in a PEM bundle, or in the base64 of one."""
+    text = pem_or_base64
+    if "-----BEGIN" not in text:
+        try:
+            text = base64.b64decode(text, validate=True).decode("ascii")
+        except (binascii.Error, ValueError):
+            return frozenset()
+    ders = set()
+    for block in _PEM_CERT.findall(text):
+        try:
+            ders.add(ssl.PEM_cert_to_DER_cert(block))
+        except ValueError:
+            continue
+    return frozenset(ders)
+
+
+def validate_claims(
+    claims: Mapping[str, Any], federation: Federation, settings: Settings, now: float
+) -> Identity:
+    """Run every claim validator; return the identity when all pass."""
+    check_issuer(claims, federation)
+    check_audience(
+        claims, federation.audiences or (settings.audience,), strict=not settings.allow_extra_audiences
+    )
+    check_times(claims, now, settings.token_leeway, settings.max_token_lifetime)
+    namespace, name = check_subject(claims)
+    pod = claims["kubernetes.io"].get("pod")
+    pod_name = pod.get("name") if isinstance(pod, dict) and isinstance(pod.get("name"), str) else None
+    return Identity(federation.name, federation.issuer, claims["sub"], namespace, name, pod_name)
+
+
+def check_issuer(claims: Mapping[str, Any], federation: Federation) -> None:
+    """``iss`` equals the federation's issuer exactly."""
+    if claims.get("iss") != federation.issuer:
+        raise Unauthorized("iss does not match the federation's issuer")
+
+
+def check_audience(claims: Mapping[str, Any], accepted: Iterable[str], *, strict: bool) -> None:
+    """``aud`` holds an accepted audience and, when strict, nothing else."""
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
+        raise Unauthorized("aud is missing or malformed")
+    allowed = set(accepted)
+    if not allowed & set(audiences):
+        raise Unauthorized("aud does not contain an accepted audience")
+    if strict and not set(audiences) <= allowed:
+        raise Unauthorized("aud contains audiences that are not accepted")
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float, max_lifetime: float) -> None:
+    """``exp`` and ``iat`` required, ``nbf`` honoured, all with leeway; ``exp - iat`` capped."""
+    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
+    if not _is_number(exp) or not _is_number(iat):
+        raise Unauthorized("exp and iat are required numbers")
+    if nbf is not None and not _is_number(nbf):
+        raise Unauthorized("nbf is not a number")
+    if now > exp + leeway:
+        raise Unauthorized("the token has expired")
+    if iat > now + leeway:
+        raise Unauthorized("iat is in the future")
+    if nbf is not None and nbf > now + leeway:
+        raise Unauthorized("the token is not valid yet (nbf)")
+    if exp - iat > max_lifetime:
+        raise Unauthorized(f"the token lives {exp - iat:.0f} s, longer than {max_lifetime:.0f} s")
+
+
+def check_subject(claims: Mapping[str, Any]) -> tuple[str, str]:
+    """``sub`` is ``system:serviceaccount:<ns>:<name>`` and agrees with the ``kubernetes.io`` claims."""
+    sub = claims.get("sub")
+    match = SUBJECT.match(sub) if isinstance(sub, str) else None
+    if match is None:
+        raise Unauthorized("sub is not a ServiceAccount subject")
+    info = claims.get("kubernetes.io")
+    account = info.get("serviceaccount") if isinstance(info, dict) else None
+    if (
+        not isinstance(info, dict)
+        or not isinstance(account, dict)
+        or info.get("namespace") != match["namespace"]
+        or account.get("name") != match["name"]
+    ):
+        raise Unauthorized("sub does not match the kubernetes.io claims")
+    return match["namespace"], match["name"]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

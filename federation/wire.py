@@ -1,0 +1,97 @@
+"""The ``/v1/secrets`` request body: decoded and checked here, so the service sees only valid input."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from federation.authz import RequestedItem
+from federation.errors import BadRequest
+from federation.tokens import Hints
+
+MAX_ITEMS = 100
+MAX_KEY_LENGTH = 1024
+MAX_PROPERTY_LENGTH = 256
+MAX_CA_CERT_LENGTH = 32 * 1024
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+ALLOWED_FIELDS = frozenset({"cluster", "caCert", "secrets"})
+ALLOWED_ITEM_FIELDS = frozenset({"store", "key", "property"})
+
+
+@dataclass(frozen=True)
+class SecretsRequest:
+    """A valid ``/v1/secrets`` body."""
+
+    hints: Hints
+    items: tuple[RequestedItem, ...]
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document in ``body``; ``BadRequest`` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def hints_of(document: Any) -> Hints:
+    """The selectors in a body, read leniently: a malformed hint is ignored here and refused later."""
+    if not isinstance(document, dict):
+        return Hints()
+    cluster, ca_cert = document.get("cluster"), document.get("caCert")
+    return Hints(
+        cluster if isinstance(cluster, str) else None,
+        ca_cert if isinstance(ca_cert, str) and len(ca_cert) <= MAX_CA_CERT_LENGTH else None,
+    )
+
+
+def parse_secrets_request(document: Any) -> SecretsRequest:
+    """Check the shape of a decoded body; every problem names the field."""
+    if not isinstance(document, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(document) - ALLOWED_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(unknown)}")
+    cluster = document.get("cluster")
+    if cluster is not None and not _is_name(cluster):
+        raise BadRequest("cluster must be a DNS-1123 name")
+    ca_cert = document.get("caCert")
+    if ca_cert is not None and (not isinstance(ca_cert, str) or len(ca_cert) > MAX_CA_CERT_LENGTH):
+        raise BadRequest(f"caCert must be a PEM (or base64 PEM) string of at most {MAX_CA_CERT_LENGTH} bytes")
+    secrets = document.get("secrets")
+    if not isinstance(secrets, list) or not secrets:
+        raise BadRequest("secrets must be a non-empty list")
+    if len(secrets) > MAX_ITEMS:
+        raise BadRequest(f"secrets holds {len(secrets)} items; the maximum is {MAX_ITEMS}")
+    items = tuple(_item(index, entry) for index, entry in enumerate(secrets))
+    return SecretsRequest(Hints(cluster, ca_cert), items)
+
+
+def _item(index: int, entry: Any) -> RequestedItem:
+    where = f"secrets[{index}]"
+    if not isinstance(entry, dict):
+        raise BadRequest(f"{where} must be an object")
+    unknown = sorted(set(entry) - ALLOWED_ITEM_FIELDS)
+    if unknown:
+        raise BadRequest(f"{where} has unknown fields: {', '.join(unknown)}")
+    store, key, prop = entry.get("store"), entry.get("key"), entry.get("property")
+    if not _is_name(store):
+        raise BadRequest(f"{where}.store must be a ClusterSecretStore name (DNS-1123)")
+    if not _is_text(key, MAX_KEY_LENGTH):
+        raise BadRequest(f"{where}.key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+    if prop is not None and not _is_text(prop, MAX_PROPERTY_LENGTH):
+        raise BadRequest(
+            f"{where}.property must be a non-empty string of at most {MAX_PROPERTY_LENGTH} characters"
+        )
+    return RequestedItem(store, key, prop)
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 253 and DNS_SUBDOMAIN.match(value) is not None
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and not CONTROL_CHARACTERS.search(value)
