@@ -157,7 +157,7 @@ def load_ca(cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
         raise CertificateError("the CA certificate or key is not valid PEM") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise CertificateError("the CA key must be an EC key made by hack.certs")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    if key.public_key() != cert.public_key():
         raise CertificateError("the CA key does not match the CA certificate")
     return CertificateAuthority(cert, key)
 

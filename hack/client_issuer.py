@@ -4,6 +4,7 @@ It serves what the federation server fetches from a real client cluster, and not
 
     GET /.well-known/openid-configuration   the discovery document
     GET /openid/v1/jwks                     the key set (application/jwk-set+json)
+    POST /apis/authentication.k8s.io/v1/tokenreviews   TokenReview (``hack.token_review``)
 
 and mints ServiceAccount tokens that verify against that key set (``hack.sa_tokens``). Its TLS
 certificate is issued by the cluster's own CA (``ca_pem``): that CA is what a ``KubernetesFederation``
@@ -15,6 +16,7 @@ In tests::
         token = cluster.mint("monitoring", "prometheus-esi-client", ["esi-federation"])
         manifest = cluster.federation_manifest("client-cluster-alpha")
         cluster.set_jwks_behaviour(JwksBehaviour(status=503))      # an outage
+        cluster.delete_pod("monitoring", "prometheus-0")           # its tokens fail TokenReview
         assert cluster.jwks_requests == 1
 
 From the command line (the demo), from the repository root::
@@ -59,9 +61,12 @@ from hack.sa_tokens import (
     generate_signing_key,
     load_signing_key,
 )
+from hack.token_review import review, token_review
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
+TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+MAX_REVIEW_BODY = 1024 * 1024
 JWKS_CONTENT_TYPE = "application/jwk-set+json"
 FEDERATION_API_VERSION = "identity.federation.external-secrets.io/v1alpha1"
 
@@ -104,7 +109,14 @@ class ClientClusterIssuer:
         host: str = "127.0.0.1",
         port: int = 0,
         required_bearer_token: str | None = None,
+        reviewer_token: str | None = None,
     ) -> None:
+        """Nothing binds until ``start``.
+
+        ``required_bearer_token``: discovery and JWKS answer 401 without it (a cluster that does not
+        serve discovery anonymously). ``reviewer_token``: TokenReview answers 401 without it; when
+        None, any caller may ask for reviews.
+        """
         if not _is_loopback_v4(host):
             raise IssuerError(f"the issuer binds to 127.0.0.0/8 only, not {host!r}")
         self.tokens = tokens or TokenIssuer()
@@ -112,6 +124,8 @@ class ClientClusterIssuer:
         self.ca = create_ca("client-cluster CA")
         self._requested_port = port
         self._required_bearer_token = required_bearer_token
+        self._reviewer_token = reviewer_token
+        self._deleted_pods: set[tuple[str, str]] = set()
         self._behaviour = JwksBehaviour()
         self._lock = threading.Lock()
         self._seen: list[SeenRequest] = []
@@ -245,6 +259,22 @@ class ClientClusterIssuer:
         """How many times the key set was asked for (whatever the answer)."""
         return sum(1 for seen in self.requests if seen.path == JWKS_PATH)
 
+    def delete_pod(self, namespace: str, pod_name: str) -> None:
+        """Forget a pod: tokens bound to it still verify offline but no longer pass TokenReview."""
+        with self._lock:
+            self._deleted_pods.add((namespace, pod_name))
+
+    def review(self, token: str, audiences: Sequence[str] | None) -> dict[str, Any]:
+        """The TokenReview status this cluster gives ``token`` (see ``hack.token_review.review``)."""
+        with self._lock:
+            deleted = frozenset(self._deleted_pods)
+        return review(self.tokens, token, audiences, deleted)
+
+    @property
+    def token_reviews(self) -> int:
+        """How many TokenReviews were asked for (whatever the answer)."""
+        return sum(1 for seen in self.requests if seen.path == TOKEN_REVIEW_PATH)
+
     def reset_requests(self) -> None:
         """Forget the requests seen so far (e.g. after a warm-up)."""
         with self._lock:
@@ -254,11 +284,12 @@ class ClientClusterIssuer:
         with self._lock:
             self._seen.append(seen)
 
-    def _bearer_accepted(self, authorization: str | None) -> bool:
-        if self._required_bearer_token is None:
+    def _bearer_accepted(self, authorization: str | None, path: str) -> bool:
+        required = self._reviewer_token if path == TOKEN_REVIEW_PATH else self._required_bearer_token
+        if required is None:
             return True
         presented = (authorization or "").removeprefix("Bearer ")
-        return hmac.compare_digest(presented.encode(), self._required_bearer_token.encode())
+        return hmac.compare_digest(presented.encode(), required.encode())
 
 
 class _IssuerHTTPServer(ThreadingHTTPServer):
@@ -284,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         issuer = self.server.issuer
         path = self.path.split("?", 1)[0]
         authorization = self.headers.get("Authorization")
-        if not issuer._bearer_accepted(authorization):
+        if not issuer._bearer_accepted(authorization, path):
             status = self._send_status(HTTPStatus.UNAUTHORIZED, "Unauthorized")
         elif path == DISCOVERY_PATH:
             status = self._send_json(
@@ -297,6 +328,38 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.NOT_FOUND, "the server could not find the requested resource"
             )
         issuer._record(SeenRequest("GET", path, authorization is not None, status))
+
+    def do_POST(self) -> None:
+        issuer = self.server.issuer
+        path = self.path.split("?", 1)[0]
+        authorization = self.headers.get("Authorization")
+        if path != TOKEN_REVIEW_PATH:
+            self.close_connection = True
+            status = self._send_status(
+                HTTPStatus.NOT_FOUND, "the server could not find the requested resource"
+            )
+        elif not issuer._bearer_accepted(authorization, path):
+            self.close_connection = True
+            status = self._send_status(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+        else:
+            status = self._answer_review(issuer)
+        issuer._record(SeenRequest("POST", path, authorization is not None, status))
+
+    def _answer_review(self, issuer: ClientClusterIssuer) -> int:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REVIEW_BODY:
+            self.close_connection = True
+            return self._send_status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request entity too large")
+        try:
+            body = json.loads(self.rfile.read(length))
+            spec = body["spec"]
+            token, audiences = spec["token"], spec.get("audiences")
+            if not isinstance(token, str) or not _is_string_list_or_none(audiences):
+                raise TypeError("spec.token must be a string and spec.audiences a list of strings")
+        except (ValueError, KeyError, TypeError):
+            return self._send_status(HTTPStatus.BAD_REQUEST, "a TokenReview with spec.token is required")
+        document = token_review(issuer.review(token, audiences), audiences)
+        return self._send_json(HTTPStatus.CREATED, document, "application/json")
 
     def _send_jwks(self, issuer: ClientClusterIssuer) -> int:
         behaviour = issuer.jwks_behaviour
@@ -348,6 +411,10 @@ def _context_from_pems(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
         write_file(cert_file, cert_pem, PUBLIC_FILE_MODE)
         write_file(key_file, key_pem, PRIVATE_FILE_MODE)
         return server_ssl_context(cert_file, key_file)
+
+
+def _is_string_list_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(item, str) for item in value))
 
 
 def _is_loopback_v4(host: str) -> bool:

@@ -136,11 +136,11 @@ def load_signing_key(pem: bytes, algorithm: str) -> SigningKey:
     """Rebuild a signing key from PKCS#8 PEM, checking that the key type fits ``algorithm``."""
     _check_algorithm(algorithm)
     private_key = serialization.load_pem_private_key(pem, password=None)
-    wants_ec = algorithm.startswith("ES")
-    if wants_ec and not isinstance(private_key, ec.EllipticCurvePrivateKey):
-        raise TokenError(f"{algorithm} needs an EC key")
-    if not wants_ec and not isinstance(private_key, rsa.RSAPrivateKey):
-        raise TokenError(f"{algorithm} needs an RSA key")
+    wanted = ec.EllipticCurvePrivateKey if algorithm.startswith("ES") else rsa.RSAPrivateKey
+    if not isinstance(private_key, wanted):
+        raise TokenError(
+            f"{algorithm} needs an {'EC' if wanted is ec.EllipticCurvePrivateKey else 'RSA'} key"
+        )
     return SigningKey(algorithm, private_key, key_id(private_key.public_key()))
 
 
