@@ -61,9 +61,13 @@ def _service() -> FederationService:
 def _secrets() -> Response:
     document = _json_body()
     identity = _service().authenticate(_bearer_token(), hints_of(document), g.audit)
-    if isinstance(document, _Malformed):
-        raise document.error
-    parsed = parse_secrets_request(document)
+    try:
+        if isinstance(document, _Malformed):
+            raise document.error
+        parsed = parse_secrets_request(document)
+    except BadRequest:
+        g.audit.decision = "invalid"
+        raise
     fetched = _service().fetch(identity, parsed.items, g.audit)
     return _json(
         {
@@ -82,6 +86,7 @@ def _compat_secret(store: str, key: str) -> Response:
     hints = Hints(ca_cert=ca_cert if isinstance(ca_cert, str) else None)
     identity = _service().authenticate(_bearer_token(), hints, g.audit)
     if isinstance(document, _Malformed):
+        g.audit.decision = "invalid"
         raise document.error
     fetched = _service().fetch(identity, [RequestedItem(store, key)], g.audit)
     return _json(fetched[0].value)

@@ -280,7 +280,12 @@ class JwksRegistry:
             if held is not None and held[0] == identity:
                 return held[1]
         cache = FederationKeys(
-            federation, bearer, self._settings, self._metrics, self._fetcher, self._reindex
+            federation,
+            bearer,
+            settings=self._settings,
+            metrics=self._metrics,
+            fetcher=self._fetcher,
+            on_change=self._reindex,
         )
         with self._lock:
             self._caches[federation.name] = (identity, cache)

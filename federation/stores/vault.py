@@ -1,0 +1,365 @@
+"""ESO's ``vault`` provider: KV v1 and v2 secrets of a Vault (or OpenBao) server, through hvac.
+
+This is the only module that talks to Vault. One ``VaultProvider`` per ClusterSecretStore holds one
+``hvac.Client`` (one ``requests.Session``, so connections are reused) and one token:
+
+- the token is obtained lazily on the first read (``vault_auth``), renewed with ``renew-self`` when
+  less than a third of its TTL remains, and obtained again when it has expired;
+- a read answered ``403`` checks the token with ``lookup-self``: a token Vault no longer knows (revoked,
+  expired early, Vault restarted with fresh storage) is replaced by a new login and the read is retried
+  once; a valid token means the policy denies the path, which is a ``StoreError``;
+- every hvac and requests exception is translated here, at the boundary, and dropped: their messages can
+  carry Vault's response bodies. Only the store name, the key and an HTTP status reach a message.
+
+Remote references follow ESO: ``path`` is the KV mount, ``key`` the secret's path under it (a key that
+already starts with the mount, or with ``<mount>/data/`` on v2, is accepted as ESO accepts it); without
+``path`` the key's first segment is the mount. The secret's whole data map is returned (``data.data`` on
+KV v2) and ``stores.base.extract`` picks properties from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import hvac
+import hvac.exceptions
+import requests
+
+from federation.config.model import Configuration, SecretKeyRef, StoreConfig
+from federation.errors import FederationError, SecretNotFound, StoreError, StoreUnavailable
+from federation.settings import Settings
+from federation.stores.vault_auth import Auth, Login, StaticToken, parse_auth
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.BadGateway,
+    hvac.exceptions.RateLimitExceeded,
+    hvac.exceptions.VaultNotInitialized,
+)
+
+
+class _PermissionDenied(StoreError):
+    """Vault answered 403: the token is no longer valid, or its policy denies the path."""
+
+
+@dataclass(frozen=True)
+class VaultStore:
+    """The connection part of a ``vault`` store spec, validated."""
+
+    name: str
+    server: str
+    mount: str | None
+    version: str
+    namespace: str | None
+    ca_pem: bytes | None
+
+    def data_path(self, key: str) -> str:
+        """The API path (without ``/v1/``) that holds ``key``, built as ESO builds it."""
+        segments = key.split("/")
+        if not key or any(segment in ("", ".", "..") for segment in segments):
+            raise SecretNotFound(f"key {key!r} is not a valid Vault path")
+        if self.mount is None:
+            if self.version == "v2" and "data" not in segments[1:-1]:
+                segments = [segments[0], "data", *segments[1:]]
+            return "/".join(quote(segment, safe="") for segment in segments)
+        prefix = self.mount.split("/")
+        if segments[: len(prefix)] == prefix and len(segments) > len(prefix):
+            segments = segments[len(prefix) :]
+            if self.version == "v2" and segments[0] == "data" and len(segments) > 1:
+                segments = segments[1:]
+        mount = [*prefix, "data"] if self.version == "v2" else prefix
+        return "/".join(quote(segment, safe="") for segment in [*mount, *segments])
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A Vault token and what is known of its lease (``ttl`` 0: it does not expire)."""
+
+    value: str
+    ttl: float
+    renewable: bool
+    expires_at: float | None
+
+    def expired(self, now: float) -> bool:
+        # A small margin, so that a read does not start with a token that dies on the way.
+        return self.expires_at is not None and now >= self.expires_at - min(5.0, self.ttl / 10)
+
+    def wants_renewal(self, now: float) -> bool:
+        return self.renewable and self.expires_at is not None and self.expires_at - now < self.ttl / 3
+
+
+class VaultProvider:
+    """Reads KV secrets of one Vault store; safe to share between threads."""
+
+    def __init__(
+        self, store: VaultStore, auth: Auth, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._auth = auth
+        self._clock = clock
+        self._ca_file = _write_ca_file(store.ca_pem) if store.ca_pem else None
+        session = requests.Session()
+        session.verify = self._ca_file or True
+        self._client = hvac.Client(
+            url=store.server,
+            token="",  # never the VAULT_TOKEN of the environment: tokens go per request
+            verify=session.verify,
+            timeout=(settings.store_connect_timeout, settings.store_read_timeout),
+            # A redirect would carry X-Vault-Token to wherever Vault points; requests strips only
+            # the Authorization header on a change of host.
+            allow_redirects=False,
+            session=session,
+            namespace=store.namespace,
+        )
+        self._lock = threading.Lock()
+        self._token: _Token | None = None
+
+    def read(self, key: str) -> Mapping[str, Any]:
+        """The data map of the secret at ``key``."""
+        path = self._store.data_path(key)
+        token = self._valid_token()
+        try:
+            body = self._call("get", path, token, f"read key {key!r}", key=key)
+        except _PermissionDenied:
+            token = self._token_after_denial(token)
+            body = self._call("get", path, token, f"read key {key!r}", key=key)
+        return self._secret_data(body, key)
+
+    def close(self) -> None:
+        """Close the connections and remove the CA file; the token is left to expire."""
+        self._client.adapter.close()
+        if self._ca_file is not None:
+            os.unlink(self._ca_file)
+            self._ca_file = None
+
+    def _secret_data(self, body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        data = body.get("data")
+        if self._store.version == "v2":
+            if not isinstance(data, dict) or "data" not in data:
+                raise StoreError(f"vault store {self._store.name!r}: key {key!r} is not a KV v2 secret")
+            data = data["data"]
+            if data is None:  # a deleted or destroyed version
+                raise SecretNotFound(f"key {key!r} does not exist")
+        if not isinstance(data, dict):
+            raise StoreError(f"vault store {self._store.name!r}: key {key!r} holds no key/value data")
+        return data
+
+    def _valid_token(self) -> _Token:
+        with self._lock:
+            now = self._clock()
+            if self._token is None or self._token.expired(now):
+                self._token = self._obtain_token()
+            elif self._token.wants_renewal(now):
+                self._token = self._renewed(self._token)
+            return self._token
+
+    def _token_after_denial(self, denied: _Token) -> _Token:
+        """The token to retry a denied read with; ``StoreError`` when the policy itself denies it."""
+        with self._lock:
+            if self._token is not None and self._token is not denied:
+                return self._token  # another thread has logged in again meanwhile
+            if isinstance(self._auth, Login) and not self._still_valid(denied):
+                log.info("vault store %r: token no longer valid, logging in again", self._store.name)
+                self._token = self._obtain_token()
+                return self._token
+        raise StoreError(f"vault store {self._store.name!r}: permission denied")
+
+    def _still_valid(self, token: _Token) -> bool:
+        try:
+            self._call("get", "auth/token/lookup-self", token, "look up its token")
+        except _PermissionDenied:
+            return False
+        return True
+
+    def _obtain_token(self) -> _Token:
+        if isinstance(self._auth, StaticToken):
+            return self._static_token(self._auth.read_token())
+        body = self._call(
+            "post",
+            f"auth/{_quote_path(self._auth.mount)}/login",
+            None,
+            f"log in with {self._auth.method}",
+            json=self._auth.fields(),
+        )
+        token = self._lease(body.get("auth"), "log in")
+        log.info(
+            "vault store %r: logged in with %s (ttl %ss)", self._store.name, self._auth.method, token.ttl
+        )
+        return token
+
+    def _static_token(self, value: str) -> _Token:
+        unknown = _Token(value, 0.0, renewable=False, expires_at=None)
+        try:
+            body = self._call("get", "auth/token/lookup-self", unknown, "look up its token")
+        except _PermissionDenied:
+            # A token without the default policy may not look itself up; reads will tell.
+            return unknown
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        ttl = float(data.get("ttl") or 0)
+        lease = float(data.get("creation_ttl") or ttl)
+        expires = self._clock() + ttl if ttl > 0 else None
+        return _Token(value, lease, renewable=bool(data.get("renewable")), expires_at=expires)
+
+    def _renewed(self, token: _Token) -> _Token:
+        try:
+            body = self._call("post", "auth/token/renew-self", token, "renew its token", json={})
+            renewed = self._lease(body.get("auth"), "renew its token", value=token.value)
+        except StoreUnavailable:
+            raise
+        except FederationError:
+            renewed = None
+        if renewed is not None and renewed.ttl >= token.ttl / 3:
+            return renewed
+        # Not renewable any further (max TTL reached, or refused): log in again while we still can.
+        if isinstance(self._auth, Login):
+            return self._obtain_token()
+        return _Token(token.value, token.ttl, renewable=False, expires_at=token.expires_at)
+
+    def _lease(self, auth: Any, action: str, *, value: str | None = None) -> _Token:
+        """The token of a login (or, given ``value``, a renewal) answer's ``auth`` block."""
+        if isinstance(auth, dict) and value is None:
+            value = auth.get("client_token")
+        if not isinstance(auth, dict) or not isinstance(value, str) or not value:
+            raise StoreError(f"vault store {self._store.name!r}: Vault did not return a token ({action})")
+        ttl = float(auth.get("lease_duration") or 0)
+        expires = self._clock() + ttl if ttl > 0 else None
+        return _Token(value, ttl, bool(auth.get("renewable")), expires)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        token: _Token | None,
+        action: str,
+        *,
+        json: Any = None,
+        key: str | None = None,
+    ) -> Mapping[str, Any]:
+        """One request to ``/v1/<path>``; every failure comes back as a ``FederationError``.
+
+        A 404 means ``SecretNotFound`` when reading ``key``, and a ``StoreError`` otherwise.
+        """
+        headers = {"X-Vault-Token": token.value} if token is not None else {}
+        try:
+            answer = self._client.adapter.request(method, f"/v1/{path}", headers=headers, json=json)
+        except hvac.exceptions.InvalidPath:
+            if key is not None:
+                raise SecretNotFound(f"key {key!r} does not exist") from None
+            raise StoreError(
+                f"vault store {self._store.name!r}: no such path (HTTP 404) to {action}"
+            ) from None
+        except (hvac.exceptions.VaultError, requests.RequestException, ValueError) as exc:
+            raise _translate(exc, self._store.name, action) from None
+        if not isinstance(answer, dict):
+            status = getattr(answer, "status_code", "?")
+            raise StoreError(f"vault store {self._store.name!r}: unexpected HTTP {status} to {action}")
+        return answer
+
+
+def _translate(exc: Exception, store: str, action: str) -> FederationError:
+    """The ``FederationError`` for a failed call; the exception's own text is never used."""
+    where = f"vault store {store!r}"
+    log.warning("%s: failed to %s: %s", where, action, type(exc).__name__)
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"{where} is sealed or unavailable ({action})")
+    if isinstance(exc, hvac.exceptions.Forbidden):
+        return _PermissionDenied(f"{where}: permission denied ({action})")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return StoreError(f"{where}: TLS connection failed, check server and caBundle/caProvider ({action})")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return StoreUnavailable(f"{where} cannot be reached ({action})")
+    return StoreError(f"{where}: Vault answered with an error ({type(exc).__name__}) to {action}")
+
+
+def _quote_path(path: str) -> str:
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
+def _write_ca_file(pem: bytes) -> str:
+    # requests verifies against a file; the bundle holds public certificates only.
+    handle, name = tempfile.mkstemp(prefix="esi-vault-ca-", suffix=".pem")
+    with os.fdopen(handle, "wb") as file:
+        file.write(pem)
+    return name
+
+
+def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> VaultStore:
+    """The connection settings of ``store``; ``StoreError`` explains a spec that cannot work."""
+    spec, where = store.spec, f"vault store {store.name!r}"
+    server = spec.get("server")
+    parts = urlsplit(server) if isinstance(server, str) else None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise StoreError(f"{where}: server must be an https:// (or http://) URL")
+    version = spec.get("version", "v2")
+    if version not in ("v1", "v2"):
+        raise StoreError(f"{where}: version must be v1 or v2")
+    mount = spec.get("path")
+    if mount is not None:
+        if not isinstance(mount, str) or not mount.strip("/"):
+            raise StoreError(f"{where}: path (the KV mount) must be a non-empty string")
+        mount = mount.strip("/")
+        if version == "v2" and mount.endswith("/data"):
+            mount = mount.removesuffix("/data")  # ESO accepts the mount with its /data suffix
+    namespace = spec.get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise StoreError(f"{where}: namespace must be a non-empty string")
+    return VaultStore(
+        store.name, server.rstrip("/"), mount, version, namespace, _ca_pem(where, spec, current)
+    )
+
+
+def _ca_pem(where: str, spec: Mapping[str, Any], current: Callable[[], Configuration]) -> bytes | None:
+    pems = []
+    if spec.get("caBundle") is not None:
+        try:
+            pems.append(base64.b64decode(str(spec["caBundle"]), validate=True))
+        except (binascii.Error, ValueError):
+            raise StoreError(f"{where}: caBundle must be the base64 of PEM certificates") from None
+    provider = spec.get("caProvider")
+    if provider is not None:
+        pems.append(_ca_from_provider(where, provider, current()))
+    if any(b"-----BEGIN CERTIFICATE-----" not in pem for pem in pems):
+        raise StoreError(f"{where}: the CA given by caBundle/caProvider holds no PEM certificate")
+    return b"\n".join(pems) if pems else None
+
+
+def _ca_from_provider(where: str, provider: Any, config: Configuration) -> bytes:
+    if not isinstance(provider, dict) or provider.get("type") not in ("Secret", "ConfigMap"):
+        raise StoreError(f"{where}: caProvider needs type Secret, name, namespace and key")
+    if provider["type"] == "ConfigMap":
+        raise StoreError(
+            f"{where}: caProvider type ConfigMap is not supported (ConfigMaps are not part of the "
+            "server's configuration); put the CA in a Secret, or inline it as caBundle"
+        )
+    parts = [provider.get(part) for part in ("name", "namespace", "key")]
+    if not all(isinstance(part, str) and part for part in parts):
+        raise StoreError(f"{where}: caProvider needs name, namespace and key")
+    ref = SecretKeyRef(*(str(part) for part in parts))
+    value = config.secret_value(ref)
+    if value is None:
+        raise StoreError(f"{where}: caProvider {ref.describe()} does not exist")
+    return value
+
+
+def build(
+    store: StoreConfig,
+    current: Callable[[], Configuration],
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> VaultProvider:
+    """Provider factory (see ``stores.registry``); no request is sent before the first read."""
+    auth = parse_auth(store.name, store.spec, current, settings)
+    return VaultProvider(parse_store(store, current), auth, settings, clock)
