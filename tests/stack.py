@@ -7,6 +7,7 @@ watches, and a ``ClientClusterIssuer`` playing client-cluster-alpha.
 
 from __future__ import annotations
 
+import json
 import secrets
 import ssl
 import threading
@@ -45,8 +46,6 @@ def seed_values() -> dict[str, str]:
 
 def fake_store(name: str, entries: Mapping[str, Any]) -> dict[str, Any]:
     """A ClusterSecretStore of ESO's fake provider; mapping values are stored as JSON objects."""
-    import json  # noqa: PLC0415
-
     data = [{"key": key, "value": v if isinstance(v, str) else json.dumps(v)} for key, v in entries.items()]
     return {
         "apiVersion": "external-secrets.io/v1",
@@ -59,6 +58,7 @@ def fake_store(name: str, entries: Mapping[str, Any]) -> dict[str, Any]:
 def authorization(
     name: str,
     subject: str = SUBJECT,
+    *,
     stores: Sequence[str] = (STORE,),
     federation: str = CLUSTER,
     issuer: str = "https://kubernetes.default.svc.cluster.local",
