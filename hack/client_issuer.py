@@ -294,6 +294,8 @@ class ClientClusterIssuer:
 
 class _IssuerHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections of a burst of concurrent verifiers.
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: failed handshakes and dropped clients are what tests provoke on purpose."""
@@ -371,7 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_status(HTTPStatus(behaviour.status), "the key set is not available")
         if behaviour.body is not None:
             return self._send(HTTPStatus.OK, behaviour.body, JWKS_CONTENT_TYPE)
-        return self._send_json(HTTPStatus.OK, issuer.tokens.jwks(), JWKS_CONTENT_TYPE)
+        cache = {"Cache-Control": "public, max-age=3600"}  # what kube-apiserver sends with its key set
+        return self._send(HTTPStatus.OK, json.dumps(issuer.tokens.jwks()).encode(), JWKS_CONTENT_TYPE, cache)
 
     def _send_status(self, status: HTTPStatus, message: str) -> int:
         body = {
@@ -438,9 +441,11 @@ def _parse_bind(value: str) -> tuple[str, int]:
 def _serve(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     host, port = args.bind
-    required = args.require_bearer_token_file.read_text().strip() if args.require_bearer_token_file else None
+    required = _read_optional(args.require_bearer_token_file)
+    reviewer = _read_optional(args.reviewer_token_file)
     tokens = TokenIssuer(args.issuer, [generate_signing_key(args.algorithm)])
-    cluster = ClientClusterIssuer(tokens, host, port, required_bearer_token=required).start()
+    cluster = ClientClusterIssuer(tokens, host, port, required_bearer_token=required, reviewer_token=reviewer)
+    cluster.start()
     try:
         _write_state(state_dir, cluster, args.cluster_name)
         print(f"ready: client-cluster issuer {args.cluster_name} at {cluster.url}", flush=True)
@@ -448,6 +453,10 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         cluster.stop()
     return 0
+
+
+def _read_optional(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8").strip() if path is not None else None
 
 
 def _write_state(state_dir: Path, cluster: ClientClusterIssuer, cluster_name: str) -> None:
@@ -505,6 +514,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--algorithm", default="RS256", choices=SUPPORTED_ALGORITHMS)
     serve.add_argument("--cluster-name", default="client-cluster-alpha", help="KubernetesFederation name")
     serve.add_argument("--require-bearer-token-file", type=Path, help="answer 401 without this bearer")
+    serve.add_argument("--reviewer-token-file", type=Path, help="TokenReview answers 401 without this bearer")
     serve.set_defaults(run=_serve)
     mint = commands.add_parser("mint", help="write a ServiceAccount token to a 0600 file")
     mint.add_argument("--state-dir", type=Path, required=True, help="the directory 'serve' wrote")

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -205,3 +206,15 @@ def test_mint_without_a_state_directory_fails_with_a_message(
     assert code == 1
     assert "not a state directory" in capsys.readouterr().err
     assert not (tmp_path / "token").exists()
+
+
+def test_a_burst_of_concurrent_key_set_fetches_is_served_completely(
+    cluster: ClientClusterIssuer, ca_file: str
+) -> None:
+    def fetch(_: int) -> int:
+        return requests.get(cluster.jwks_url, verify=ca_file, timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(fetch, range(100)))
+    assert statuses == [200] * 100
+    assert cluster.jwks_requests == 100
