@@ -1,0 +1,74 @@
+"""The one place that knows the order: excluded? opted in? already injected? parse -> plan -> respond."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from webhook import annotations as notes
+from webhook.errors import BadReview, PodRejected
+from webhook.mutation import plan
+from webhook.patches import PatchOp
+from webhook.reviews import AdmissionRequest, AdmissionReview, respond
+from webhook.settings import Settings
+
+Result = Literal["injected", "skipped", "excluded", "already_injected", "rejected"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one review, with what the logs and metrics need to know about it."""
+
+    review: AdmissionReview
+    result: Result
+    patch: list[PatchOp] = field(default_factory=list)
+    message: str | None = None
+
+
+def admit(request: AdmissionRequest, settings: Settings) -> Decision:
+    """Decide one AdmissionRequest. Raise :class:`BadReview` when its pod object is unreadable."""
+    uid = request["uid"]
+    pod = request.get("object")
+    if not _is_pod_create(request):
+        return Decision(respond(uid), "skipped")
+    if pod is None:
+        raise BadReview("request.object is missing")
+    namespace = request.get("namespace") or _metadata(pod).get("namespace") or "default"
+    if not isinstance(namespace, str):
+        raise BadReview("pod metadata.namespace must be a string")
+    if namespace in settings.excluded_namespaces:
+        return Decision(respond(uid), "excluded")
+    pod_annotations = _annotations(pod)
+    if notes.is_injected(pod_annotations):
+        return Decision(respond(uid), "already_injected")
+    try:
+        spec = notes.parse(pod_annotations)
+        if spec is None:
+            return Decision(respond(uid), "skipped")
+        ops = plan(pod, spec, settings)
+    except PodRejected as exc:
+        return Decision(respond(uid, refusal=str(exc)), "rejected", message=str(exc))
+    return Decision(respond(uid, patch=ops), "injected", patch=ops)
+
+
+def _is_pod_create(request: AdmissionRequest) -> bool:
+    kind = request["kind"]
+    return kind["group"] == "" and kind["kind"] == "Pod" and request.get("operation", "CREATE") == "CREATE"
+
+
+def _metadata(pod: dict[str, Any]) -> dict[str, Any]:
+    metadata = pod.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise BadReview("pod metadata must be an object")
+    return metadata
+
+
+def _annotations(pod: dict[str, Any]) -> dict[str, Any]:
+    found = _metadata(pod).get("annotations")
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise BadReview("pod metadata.annotations must be an object")
+    return found

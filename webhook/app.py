@@ -1,0 +1,39 @@
+"""create_app(settings) -> Flask: the webhook's WSGI application. Nothing is built at import time.
+
+Under plain gunicorn, ``gunicorn 'webhook.app:create_app()'`` reads the settings from the ``ESI_WEBHOOK_*``
+environment variables (see ``esi-webhook serve --help``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from flask import Flask
+
+from webhook import api
+from webhook.metrics import WebhookMetrics
+from webhook.settings import Settings
+
+EXTENSION = "esi_webhook"
+
+
+@dataclass(frozen=True)
+class WebhookState:
+    """What the routes share: the validated settings and this app's metrics."""
+
+    settings: Settings
+    metrics: WebhookMetrics
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app for ``settings``, or for the settings the environment describes."""
+    if settings is None:
+        from webhook.options import settings_from_environment  # noqa: PLC0415  # argparse only when needed
+
+        settings = settings_from_environment(os.environ)
+    app = Flask("webhook")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions[EXTENSION] = WebhookState(settings, WebhookMetrics.create())
+    api.register(app)
+    return app

@@ -1,0 +1,57 @@
+"""One JSON object per log line, on stderr.
+
+Callers pass structured fields with ``extra={"fields": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line: time, level, logger, message, then the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as compact JSON, with the exception (if any) as text in ``error``."""
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` document: everything (gunicorn's loggers too) as JSON on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": handler},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            "gunicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
+            "gunicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
+
+
+def configure(level: str) -> None:
+    """Install the JSON configuration in this process."""
+    logging.config.dictConfig(logging_config(level))
+    logging.captureWarnings(True)
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
