@@ -1,0 +1,210 @@
+"""``esi-cli``: the command line, and the one place where errors become exit codes.
+
+Start-up time matters (it runs in every injected pod's init container), so this module and everything
+it imports use the standard library only, and the HTTP and TLS modules load only when a request is
+made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from cli import __version__, log
+from cli.errors import CliError, Terminated, UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+DESCRIPTION = """\
+Fetch secrets from the ESI federation server with this pod's ServiceAccount token, then write them
+as files (fetch) or run a command with them as environment variables (exec).
+
+  esi-cli fetch  [options]                  write the --file secrets, exit (or keep them fresh)
+  esi-cli exec   [options] -- CMD [ARG...]  replace esi-cli with CMD, --env secrets added to its env
+  esi-cli whoami [options]                  what the server sees and allows
+  esi-cli version
+"""
+
+EPILOG = """\
+references:
+  REF is [store:]key[.property], split at the last dot, or [store:]key#property when the key itself
+  contains a dot (team/app.v2#password). A bare key is the whole secret as a JSON object. Without a
+  store the --store default applies. An empty store, key or property is an error.
+
+options come from the command line, else from their ESI_* environment variable, else the default.
+  ESI_ENV and ESI_FILES hold one NAME=REF / PATH=REF per line. ESI_SERVER_CA holds the server CA
+  PEM itself (--server-ca-file and ESI_SERVER_CA_FILE take precedence).
+
+exit codes:
+  0 ok, 1 unexpected failure (malformed answer, file not writable), 2 usage or configuration error
+  (also a 400 from the server), 3 denied (401/403), 4 not found (404), 5 server unavailable until
+  --timeout; exec: 126 command cannot run, 127 command not found.
+"""
+
+COMMANDS = ("fetch", "exec", "whoami", "version")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run esi-cli with ``argv`` (default: the process arguments) and return the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    previous_handlers = _stop_on_signals()
+    try:
+        return run(arguments, os.environ)
+    except CliError as exc:
+        log.error("failed", exc.message, exit_code=exc.exit_code)
+        return exc.exit_code
+    except SystemExit as exc:  # argparse ends --help with 0 and a bad option with 2
+        return exc.code if isinstance(exc.code, int) else 2
+    except Terminated as exc:
+        log.info("terminated", f"stopped by signal {exc.signum}")
+        return exc.exit_code
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def run(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Parse ``arguments`` and run the command; errors propagate as ``CliError``."""
+    options, command = split_command(arguments)
+    args = build_parser().parse_args(options)
+    values = vars(args)
+    if args.command == "version":
+        sys.stdout.write(f"esi-cli {__version__}\n")
+        return 0
+    from cli import commands  # noqa: PLC0415 - after parsing: --help and version need none of it
+    from cli.client import FederationClient  # noqa: PLC0415
+    from cli.settings import load_connection, load_secrets  # noqa: PLC0415
+
+    if args.command == "whoami":
+        return commands.run_whoami(FederationClient(load_connection(values, environ)))
+    if args.command == "exec" and not command:
+        raise UsageError("exec needs a command: esi-cli exec [options] -- CMD [ARG...]")
+    secrets = load_secrets(values, environ)
+    client = FederationClient(load_connection(values, environ))
+    if args.command == "exec":
+        return commands.run_exec(client, secrets, command)
+    return commands.run_fetch(client, secrets)
+
+
+def split_command(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``exec``'s arguments at the first ``--``: esi-cli's own options, then the command."""
+    if arguments and arguments[0] == "exec" and "--" in arguments:
+        cut = list(arguments).index("--")
+        return list(arguments[:cut]), list(arguments[cut + 1 :])
+    return list(arguments), []
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """Turn SIGTERM/SIGINT into ``Terminated``; return the handlers they had, to restore at the end."""
+
+    # Unwind instead of dying on the spot, so that temporary files are removed; an exec'd command
+    # starts with the default handlers again (execve resets caught signals).
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every option's help names its environment variable and default."""
+    parser = argparse.ArgumentParser(
+        prog="esi-cli",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    connection = _connection_options()
+    secrets = _secret_options()
+    subcommands.add_parser(
+        "fetch",
+        parents=[connection, secrets],
+        help="write the secrets to files and exit (or keep them fresh with --refresh-interval)",
+        description="Fetch the --file secrets (and check the --env ones) and write each file atomically.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subcommands.add_parser(
+        "exec",
+        parents=[connection, secrets],
+        usage="esi-cli exec [options] -- CMD [ARG...]",
+        help="fetch the --env secrets, then replace esi-cli with CMD, the secrets in its environment",
+        description="Fetch the --env secrets and exec CMD with them added to its environment. "
+        "Nothing is written to disk; CMD replaces esi-cli, so signals reach it directly.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subcommands.add_parser(
+        "whoami",
+        parents=[connection],
+        help="print the identity the server verifies and what it may read",
+        description="Ask the server who this token is and what it may read; prints JSON.",
+    )
+    subcommands.add_parser("version", help="print the version", description="Print esi-cli's version.")
+    return parser
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    group = argparse.ArgumentParser(add_help=False)
+    add = group.add_argument
+    add("--server", metavar="URL", help="federation server, https:// only (ESI_SERVER; required)")
+    add(
+        "--token-file",
+        metavar="PATH",
+        help="ServiceAccount token sent as Bearer (ESI_TOKEN_FILE; default /var/run/secrets/esi/token)",
+    )
+    add(
+        "--ca-file",
+        metavar="PATH",
+        help="client cluster CA certificate sent as caCert (ESI_CA_FILE; "
+        "default /var/run/secrets/esi/ca.crt if present)",
+    )
+    add(
+        "--server-ca-file",
+        metavar="PATH",
+        help="CA that verifies the server's TLS certificate (ESI_SERVER_CA_FILE, or ESI_SERVER_CA "
+        "holding the PEM itself; default the system trust store)",
+    )
+    add("--cluster", metavar="NAME", help="this cluster's name, a hint for the server (ESI_CLUSTER)")
+    add(
+        "--timeout",
+        metavar="DURATION",
+        help="total time for the request, retries included: 90, 90s, 5m, 1h (ESI_TIMEOUT; default 120s)",
+    )
+    return group
+
+
+def _secret_options() -> argparse.ArgumentParser:
+    group = argparse.ArgumentParser(add_help=False)
+    add = group.add_argument
+    add("--store", metavar="STORE", help="default store for references without one (ESI_STORE)")
+    add(
+        "--env",
+        metavar="NAME=REF",
+        action="append",
+        help="env var NAME of the exec'd command gets REF; repeatable (ESI_ENV, one per line)",
+    )
+    add(
+        "--file",
+        metavar="PATH=REF",
+        action="append",
+        help="file PATH gets REF, relative PATH is under --dir; repeatable (ESI_FILES, one per line)",
+    )
+    add("--dir", metavar="DIR", help="directory for relative file paths (ESI_DIR; default /etc/secrets)")
+    add("--file-mode", metavar="MODE", help="octal mode of written files (ESI_FILE_MODE; default 0440)")
+    add(
+        "--refresh-interval",
+        metavar="DURATION",
+        help="fetch: keep running and rewrite files that changed every DURATION "
+        "(ESI_REFRESH_INTERVAL; default off)",
+    )
+    return group
+
+
+if __name__ == "__main__":
+    sys.exit(main())
