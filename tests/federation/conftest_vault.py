@@ -168,6 +168,8 @@ class TokenReviewServer:
                                 f"system:serviceaccounts:{account.namespace}",
                             ],
                         },
+                        # An API server answers with the asked audiences that the token holds.
+                        "audiences": review["spec"].get("audiences") or [],
                     }
                 body = json.dumps({**review, "status": status}).encode()
                 self.send_response(201)
