@@ -29,6 +29,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable
+from federation.jwks_shared import Attempt, AttemptSlot, FileSlot, MemorySlot
 from federation.metrics import Metrics
 from federation.settings import Settings
 
@@ -166,7 +167,8 @@ class FederationKeys:
         metrics: Metrics,
         fetcher: Fetcher,
         on_change: Callable[[], None],
-        clock: Callable[[], float] = time.monotonic,
+        slot: AttemptSlot | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.federation = federation
         self._bearer = bearer
@@ -174,6 +176,7 @@ class FederationKeys:
         self._metrics = metrics
         self._fetcher = fetcher
         self._on_change = on_change
+        self._slot = slot or MemorySlot()
         self._clock = clock
         self._refresh_lock = threading.Lock()
         self._keys: dict[str, VerificationKey] = {}
@@ -193,64 +196,73 @@ class FederationKeys:
 
     @property
     def fetched_at(self) -> float | None:
-        """Clock time of the last successful fetch (or of loading a static JWKS)."""
+        """Wall-clock time of the last successful fetch (or of loading a static JWKS)."""
         return self._fetched_at
 
     def key(self, kid: str) -> VerificationKey | None:
         """The key ``kid``, refreshing when due or (rate-limited) when the kid is unknown."""
         now = self._clock()
         if now >= self._next_due:
-            self._refresh(now)
+            self._refresh(now, unknown_kid=False)
         found = self._keys.get(kid)
         if found is None and self.federation.static_jwks is None and self._may_refresh_for_unknown_kid(now):
-            self._refresh(now)
+            self._refresh(now, unknown_kid=True)
             found = self._keys.get(kid)
         if found is None and self._fetched_at is None:
             raise JwksUnavailable(f"the keys of federation {self.federation.name!r} are not available")
         return found
 
     def _may_refresh_for_unknown_kid(self, now: float) -> bool:
-        return (
-            self._last_attempt is None or now - self._last_attempt >= self._settings.jwks_unknown_kid_interval
-        )
+        interval = self._settings.jwks_unknown_kid_interval
+        return self._last_attempt is None or now - self._last_attempt >= interval
 
-    def _refresh(self, requested_at: float) -> None:
-        with self._refresh_lock:
-            if self._last_attempt is not None and self._last_attempt >= requested_at:
-                return  # another thread refreshed while this one waited: merged
-            self._last_attempt = self._clock()
-            try:
-                document = json.loads(
-                    self._fetcher(
-                        self.federation.effective_jwks_url,
-                        self.federation.ca_bundle,
-                        self._bearer,
-                        self._settings,
-                    )
-                )
-                keys = parse_jwks(document)
-            except (JwksFetchError, ValueError) as exc:
-                self._refresh_failed(str(exc))
-                return
-            self._keys, self._fetched_at, self.last_error = keys, self._clock(), None
-            self._next_due = self._fetched_at + self._settings.jwks_refresh_interval
-            self._metrics.jwks_fetches.labels(self.federation.name, "ok").inc()
-            self._metrics.jwks_stale.labels(self.federation.name).set(0)
+    def _refresh(self, now: float, *, unknown_kid: bool) -> None:
+        with self._refresh_lock, self._slot as slot:
+            last = slot.read()
+            if last is None or self._needs_fetch(last, now, unknown_kid=unknown_kid):
+                last = self._fetch(now, last)
+                slot.write(last)
+            self._adopt(last, now)
         self._on_change()
 
-    def _refresh_failed(self, reason: str) -> None:
-        now = self._clock()
-        self.last_error = reason
-        self._metrics.jwks_fetches.labels(self.federation.name, "error").inc()
-        self._next_due = now + self._settings.jwks_unknown_kid_interval
-        stale_for = None if self._fetched_at is None else now - self._fetched_at
-        if stale_for is not None and stale_for > self._settings.jwks_max_stale:
-            self._keys, self._fetched_at = {}, None
-        log.warning(
-            "JWKS refresh failed",
-            extra={"federation": self.federation.name, "reason": reason, "keeping_keys": bool(self._keys)},
+    def _needs_fetch(self, last: Attempt, now: float, *, unknown_kid: bool) -> bool:
+        # Another thread or worker may have tried while this one waited: then its attempt is used.
+        settings = self._settings
+        retry_after = (
+            settings.jwks_unknown_kid_interval
+            if unknown_kid or last.error
+            else settings.jwks_refresh_interval
         )
-        self._metrics.jwks_stale.labels(self.federation.name).set(1 if self._keys else 0)
+        return now - last.attempted_at >= retry_after
+
+    def _fetch(self, now: float, last: Attempt | None) -> Attempt:
+        federation = self.federation
+        try:
+            body = self._fetcher(
+                federation.effective_jwks_url, federation.ca_bundle, self._bearer, self._settings
+            )
+            document = body.decode("utf-8")
+            parse_jwks(json.loads(document))
+        except (JwksFetchError, ValueError) as exc:
+            self._metrics.jwks_fetches.labels(federation.name, "error").inc()
+            log.warning("JWKS refresh failed", extra={"federation": federation.name, "reason": str(exc)})
+            return Attempt(now, last.fetched_at if last else None, last.document if last else None, str(exc))
+        self._metrics.jwks_fetches.labels(federation.name, "ok").inc()
+        return Attempt(now, now, document, None)
+
+    def _adopt(self, attempt: Attempt, now: float) -> None:
+        if attempt.document is not None and attempt.fetched_at != self._fetched_at:
+            self._keys, self._fetched_at = parse_jwks(json.loads(attempt.document)), attempt.fetched_at
+        if self._fetched_at is not None and now - self._fetched_at > self._settings.jwks_max_stale:
+            self._keys, self._fetched_at = {}, None
+        self._last_attempt, self.last_error = attempt.attempted_at, attempt.error
+        interval = (
+            self._settings.jwks_refresh_interval
+            if attempt.error is None
+            else self._settings.jwks_unknown_kid_interval
+        )
+        self._next_due = attempt.attempted_at + interval
+        self._metrics.jwks_stale.labels(self.federation.name).set(1 if attempt.error and self._keys else 0)
 
 
 class JwksRegistry:
@@ -279,6 +291,8 @@ class JwksRegistry:
             held = self._caches.get(federation.name)
             if held is not None and held[0] == identity:
                 return held[1]
+        shared = self._settings.shared_state_dir
+        stem = "jwks-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
         cache = FederationKeys(
             federation,
             bearer,
@@ -286,6 +300,7 @@ class JwksRegistry:
             metrics=self._metrics,
             fetcher=self._fetcher,
             on_change=self._reindex,
+            slot=FileSlot(shared, stem) if shared is not None else MemorySlot(),
         )
         with self._lock:
             self._caches[federation.name] = (identity, cache)

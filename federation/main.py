@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -167,6 +168,9 @@ def run_check(directory: Path) -> int:
 
 def run_serve(settings: Settings) -> int:
     """Validate, then hand over to gunicorn (which returns only when it stops)."""
+    # Before anything imports prometheus_client: it picks its value storage at import time. Workers then
+    # share metrics through files, and /metrics shows every worker's counters.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="esi-federation-metrics-"))
     from federation.logs import configure_logging  # noqa: PLC0415
 
     configure_logging(settings.log_level)
@@ -182,11 +186,11 @@ def run_serve(settings: Settings) -> int:
         for problem in problems:
             print(f"esi-federation: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    # Workers share metrics through files: every worker's counters show in /metrics.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="esi-federation-metrics-"))
     from federation.server import GunicornServer  # noqa: PLC0415 - gunicorn only when serving
 
-    GunicornServer(settings).run()
+    # One directory shared by the workers: a JWKS fetched by one worker serves all of them.
+    shared = Path(tempfile.mkdtemp(prefix="esi-federation-state-"))
+    GunicornServer(dataclasses.replace(settings, shared_state_dir=shared)).run()
     return EXIT_OK
 
 

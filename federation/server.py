@@ -34,6 +34,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "logconfig_dict": gunicorn_logconfig(s.log_level),
             "proc_name": "esi-federation",
+            # gunicorn's control socket lives in $HOME: two servers on one machine would share it.
+            "control_socket_disable": True,
             "child_exit": _mark_worker_dead,
         }
         if not s.insecure_http:

@@ -43,6 +43,7 @@ class Settings:
     jwks_connect_timeout: float = 2.0
     jwks_total_timeout: float = 5.0
     reload_interval: float = 2.0
+    shared_state_dir: Path | None = None
     service_account_token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     bind: str = "0.0.0.0:8443"
     tls_cert: Path | None = None
