@@ -44,6 +44,10 @@ def run_fetch(client: FederationClient, secrets: Secrets, sleep: Callable[[float
         files=[binding.path for binding in secrets.files],
         references=sorted({binding.ref.render() for binding in bindings}),
     )
+    if secrets.bin_dir is not None:
+        from cli.install import install_self  # noqa: PLC0415 - env mode's esi-init only
+
+        log.info("installed", "copied the self-contained esi-cli", path=install_self(secrets.bin_dir))
     if secrets.refresh_interval is not None:
         refresh_files(client, secrets, secrets.refresh_interval, sleep)
     return 0
@@ -130,15 +134,31 @@ def _read_ca_cert(path: str) -> str:
 
 def _name_failing(message: str, bindings: Sequence[Binding]) -> str:
     """Add the references the server's detail names (or, failing that, all of them) to ``message``."""
-    named = [binding for binding in bindings if _mentions(message, binding.ref)]
+    named = _failing(message, bindings)
     label = "failing" if named else "requested"
     return f"{message}; {label}: {', '.join(binding.describe() for binding in named or bindings)}"
 
 
-def _mentions(message: str, ref: SecretRef) -> bool:
-    # The key as a whole word: "api" must not match inside "api-keys".
-    key = re.escape(ref.key)
-    return ref.render() in message or re.search(rf"(?<![\w.-]){key}(?![\w-])", message) is not None
+def _failing(message: str, bindings: Sequence[Binding]) -> list[Binding]:
+    # The server names items as store:key#property (or store:key); match those first, whole words only
+    # ("api" must not match inside "api-keys"), then fall back to the bare key.
+    exact = [binding for binding in bindings if any(_word(form, message) for form in _forms(binding.ref))]
+    return exact or [binding for binding in bindings if _word(binding.ref.key, message)]
+
+
+def _forms(ref: SecretRef) -> list[str]:
+    forms = [ref.render(), f"{ref.store}:{ref.key}"]
+    if ref.property is not None:
+        forms = [
+            ref.render(),
+            f"{ref.store}:{ref.key}#{ref.property}",
+            f"{ref.store}:{ref.key}.{ref.property}",
+        ]
+    return forms
+
+
+def _word(text: str, message: str) -> bool:
+    return re.search(rf"(?<![\w.-]){re.escape(text)}(?![\w#-])(?!\.\w)", message) is not None
 
 
 def _values_in_order(answer: dict[str, object], refs: list[SecretRef]) -> dict[SecretRef, str]:

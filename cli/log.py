@@ -16,7 +16,7 @@ LOGGER = "esi-cli"
 def log(level: str, event: str, message: str, **fields: object) -> None:
     """Write one line to stderr: ``time``, ``level``, ``logger``, ``event``, ``message``, then ``fields``."""
     now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}+00:00"
     record: dict[str, object] = {
         "time": stamp,
         "level": level,

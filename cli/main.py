@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     secrets = _secret_options()
     subcommands.add_parser(
         "fetch",
-        parents=[connection, secrets],
+        parents=[connection, secrets, _install_options()],
         help="write the secrets to files and exit (or keep them fresh with --refresh-interval)",
         description="Fetch the --file secrets (and check the --env ones) and write each file atomically.",
         epilog=EPILOG,
@@ -175,6 +175,17 @@ def _connection_options() -> argparse.ArgumentParser:
         "--timeout",
         metavar="DURATION",
         help="total time for the request, retries included: 90, 90s, 5m, 1h (ESI_TIMEOUT; default 120s)",
+    )
+    return group
+
+
+def _install_options() -> argparse.ArgumentParser:
+    group = argparse.ArgumentParser(add_help=False)
+    group.add_argument(
+        "--bin-dir",
+        metavar="DIR",
+        help="env mode: also copy this self-contained esi-cli into DIR, for the wrapped application "
+        "(ESI_BIN_DIR; default off)",
     )
     return group
 

@@ -40,6 +40,7 @@ ENV_VARS = {
     "file_mode": "ESI_FILE_MODE",
     "timeout": "ESI_TIMEOUT",
     "refresh_interval": "ESI_REFRESH_INTERVAL",
+    "bin_dir": "ESI_BIN_DIR",
 }
 SERVER_CA_PEM_VAR = "ESI_SERVER_CA"
 
@@ -98,7 +99,7 @@ class Connection:
 class Secrets:
     """What ``fetch`` and ``exec`` deliver, and how files are written."""
 
-    __slots__ = ("envs", "file_mode", "files", "refresh_interval")
+    __slots__ = ("bin_dir", "envs", "file_mode", "files", "refresh_interval")
 
     def __init__(
         self,
@@ -107,11 +108,13 @@ class Secrets:
         files: tuple[FileBinding, ...],
         file_mode: int,
         refresh_interval: float | None,
+        bin_dir: str | None = None,
     ) -> None:
         self.envs = envs
         self.files = files
         self.file_mode = file_mode
         self.refresh_interval = refresh_interval
+        self.bin_dir = bin_dir  # env mode: where fetch copies the self-contained esi-cli
 
 
 def option(values: Mapping[str, object], environ: Mapping[str, str], name: str) -> str | None:
@@ -160,6 +163,7 @@ def load_secrets(values: Mapping[str, object], environ: Mapping[str, str]) -> Se
         files=files,
         file_mode=parse_file_mode(option(values, environ, "file_mode") or DEFAULT_FILE_MODE),
         refresh_interval=_refresh_interval(option(values, environ, "refresh_interval")),
+        bin_dir=option(values, environ, "bin_dir"),
     )
 
 

@@ -1,0 +1,32 @@
+"""Env mode's hand-over: copy the self-contained esi-cli into the shared ``esi-bin`` volume.
+
+In env mode the webhook wraps the application's command with ``/esi/bin/esi-cli exec --``; the
+application image need not have Python, so ``esi-init`` (``esi-cli fetch`` with ``ESI_BIN_DIR`` set)
+copies its own PyInstaller one-folder build there first. Only a frozen build can do that: a
+pip-installed esi-cli needs its interpreter and cannot be copied alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cli.errors import CliError, UsageError
+
+
+def install_self(bin_dir: str) -> str:
+    """Copy this self-contained build's folder into ``bin_dir``; return the copied executable's path."""
+    if not getattr(sys, "frozen", False):
+        raise UsageError(
+            f"ESI_BIN_DIR / --bin-dir {bin_dir} asks to install esi-cli, but this esi-cli is not the "
+            "self-contained build (hack/build-esi-cli.sh) and cannot be copied without its Python"
+        )
+    import shutil  # noqa: PLC0415 - only esi-init in env mode needs it
+
+    source = os.path.dirname(os.path.abspath(sys.executable))
+    try:
+        # Over whatever an earlier, interrupted attempt of this init container left behind.
+        shutil.copytree(source, bin_dir, symlinks=True, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        raise CliError(f"cannot copy esi-cli into {bin_dir}: {exc}") from None
+    return os.path.join(bin_dir, os.path.basename(sys.executable))
