@@ -118,6 +118,9 @@ template asking for it (the Secret, NOTES) sees the same material.
 {{- $s := .Values.server }}
 {{- $args := list "serve" "--kubernetes" "--bind" "0.0.0.0:8443" "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}
 {{- $args = concat $args (list "--audience" $s.audience) }}
+{{- if $s.allowExtraAudiences }}
+{{- $args = append $args "--allow-extra-audiences" }}
+{{- end }}
 {{- $args = concat $args (list "--max-token-lifetime" (toString $s.maxTokenLifetime)) }}
 {{- $args = concat $args (list "--rate-limit" (toString $s.rateLimit)) }}
 {{- $args = concat $args (list "--store-cache-ttl" (toString $s.storeCacheTTL)) }}

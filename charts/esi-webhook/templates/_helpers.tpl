@@ -135,6 +135,9 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- if and .Values.tls.existingSecret (not .Values.tls.caBundle) }}
 {{- fail "tls.existingSecret needs tls.caBundle: the CA (PEM) that signed the Secret's certificate" }}
 {{- end }}
+{{- if not .Values.federation.clusterName }}
+{{- fail "federation.clusterName is required: the name of this cluster's KubernetesFederation on cluster-main" }}
+{{- end }}
 {{- if not (hasPrefix "https://" .Values.federation.serverURL) }}
 {{- fail "federation.serverURL must start with https://" }}
 {{- end }}
@@ -144,6 +147,7 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- define "esi-webhook.args" -}}
 {{- $v := .Values }}
 {{- $args := list "serve" "--bind" "0.0.0.0:8443" "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}
+{{- $args = concat $args (list "--workers" (toString (int $v.server.workers)) "--threads" (toString (int $v.server.threads))) }}
 {{- $args = concat $args (list "--server-url" $v.federation.serverURL) }}
 {{- if $v.federation.allowedServerURLs }}
 {{- $args = concat $args (list "--allowed-server-urls" (join "," $v.federation.allowedServerURLs)) }}
@@ -151,9 +155,7 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- if $v.federation.serverCA }}
 {{- $args = concat $args (list "--server-ca-file" (include "esi-webhook.serverCAPath" .)) }}
 {{- end }}
-{{- if $v.federation.clusterName }}
 {{- $args = concat $args (list "--cluster-name" $v.federation.clusterName) }}
-{{- end }}
 {{- $args = concat $args (list "--audience" $v.federation.audience) }}
 {{- $args = concat $args (list "--init-image" (include "esi-webhook.image" (list $v.initContainer.image .))) }}
 {{- $args = concat $args (list "--token-expiration" (toString (int $v.federation.tokenExpirationSeconds))) }}
@@ -166,6 +168,10 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- if .cpu }}{{ $args = concat $args (list "--init-cpu-limit" (toString .cpu)) }}{{ end }}
 {{- if .memory }}{{ $args = concat $args (list "--init-memory-limit" (toString .memory)) }}{{ end }}
 {{- end }}
+{{- $args = concat $args (list "--init-run-as-user" (toString (int $v.initContainer.runAsUser)) "--init-run-as-group" (toString (int $v.initContainer.runAsGroup))) }}
+{{- $args = concat $args (list "--init-image-pull-policy" $v.initContainer.image.pullPolicy) }}
+{{- $args = concat $args (list "--secrets-size-limit" (toString $v.initContainer.secretsSizeLimit)) }}
+{{- $args = concat $args (list "--log-level" $v.server.logLevel) }}
 {{- $args = concat $args $v.server.extraArgs }}
 {{- toYaml $args }}
 {{- end }}
