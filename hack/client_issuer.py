@@ -101,7 +101,7 @@ class SeenRequest:
 
 
 class ClientClusterIssuer:
-    """An HTTPS server on 127.0.0.0/8 that plays one client cluster's API server for discovery."""
+    """An HTTPS server on 127.0.0.0/8 playing a client cluster's API server: discovery, JWKS, TokenReview."""
 
     def __init__(
         self,
@@ -131,7 +131,6 @@ class ClientClusterIssuer:
         self._seen: list[SeenRequest] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._tls_dir: Path | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
