@@ -43,7 +43,7 @@ def hints_of(document: Any) -> Hints:
         return Hints()
     cluster, ca_cert = document.get("cluster"), document.get("caCert")
     return Hints(
-        cluster if isinstance(cluster, str) else None,
+        cluster if _is_name(cluster) else None,
         ca_cert if isinstance(ca_cert, str) and len(ca_cert) <= MAX_CA_CERT_LENGTH else None,
     )
 
