@@ -146,6 +146,9 @@ def _json_body() -> Any:
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
+    # A chunked body is cut at MAX_CONTENT_LENGTH without an error: one byte more than allowed was read.
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         return decode_json(body)
     except BadRequest as exc:

@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetc
         metrics=metrics,
     )
     app = Flask("federation")
-    app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY_BYTES
+    # One byte over the limit, so that api.py can tell a cut-off chunked body from one that fits.
+    app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY_BYTES + 1
     app.extensions["esi.settings"] = settings
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
