@@ -16,6 +16,8 @@ def parse_duration(text: str) -> float:
         value = float(number)
     except ValueError:
         raise ValueError(f"invalid duration {text!r}: use 90, 90s, 5m or 1h") from None
-    if value < 0 or not math.isfinite(value):
+    seconds = value * _UNIT_SECONDS[unit]
+    # Checked after the unit is applied: "1e308h" is a finite number but not a finite duration.
+    if seconds < 0 or not math.isfinite(seconds):
         raise ValueError(f"invalid duration {text!r}: must be a finite, non-negative number")
-    return value * _UNIT_SECONDS[unit]
+    return seconds

@@ -22,11 +22,17 @@ class SecretRef:
     property: str | None = None
 
     def render(self) -> str:
-        """Return the canonical text form, which parses back to an equal reference."""
+        """Return the canonical text form, which parses back to an equal reference.
+
+        ``.`` separates the property unless the key or the property holds a dot (or the property a
+        ``#``): then ``#``, which is split at its first occurrence. Every reference that ``parse_ref``
+        returns renders back to itself; a key containing ``#`` cannot be written at all.
+        """
         prefix = f"{self.store}:" if self.store else ""
         if self.property is None:
             return f"{prefix}{self.key}"
-        separator = "#" if "." in self.key or "#" in self.key else "."
+        plain = "." not in self.key and "." not in self.property and "#" not in self.property
+        separator = "." if plain else "#"
         return f"{prefix}{self.key}{separator}{self.property}"
 
     def with_default_store(self, store: str | None) -> SecretRef:
