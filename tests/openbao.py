@@ -114,7 +114,6 @@ class OpenBao:
         self.tls_port = free_port() if tls is not None else None
         self.root_token = secrets.token_urlsafe(24)
         self.audit_log = directory / "audit.log"
-        self.unseal_key: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -152,7 +151,6 @@ class OpenBao:
         )
         log.close()
         self._wait_healthy()
-        self.unseal_key = self._logged_unseal_key()
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit."""
@@ -176,7 +174,7 @@ class OpenBao:
 
     def unseal(self) -> None:
         """Unseal the server with the dev mode's single key."""
-        self.client().sys.submit_unseal_key(self.unseal_key)
+        self.client().sys.submit_unseal_key(self._logged_unseal_key())
 
     def audit_count(self, path: str, operation: str | None = None) -> int:
         """How many requests for ``path`` (e.g. ``secret/data/db``) the audit log holds so far."""
@@ -217,9 +215,11 @@ class OpenBao:
             time.sleep(0.05)
         raise RuntimeError(f"bao did not become healthy in {START_TIMEOUT} s")
 
-    def _logged_unseal_key(self) -> str | None:
+    def _logged_unseal_key(self) -> str:
         keys = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
-        return keys[-1] if keys else None
+        if not keys:
+            raise RuntimeError("bao logged no unseal key")
+        return keys[-1]
 
 
 @contextmanager

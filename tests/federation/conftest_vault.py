@@ -35,13 +35,14 @@ class ConfigSource:
     """The ``current()`` a provider reads Secrets from; tests change ``secrets`` to rotate them."""
 
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    stores: dict[str, StoreConfig] = field(default_factory=dict)
 
     def __call__(self) -> Configuration:
         kube = {
             (NAMESPACE, name): KubeSecret(NAMESPACE, name, {k: v.encode() for k, v in data.items()})
             for name, data in self.secrets.items()
         }
-        return Configuration(secrets=kube, source="test")
+        return Configuration(stores=dict(self.stores), secrets=kube, source="test")
 
 
 def secret_ref(name: str, key: str) -> dict[str, str]:

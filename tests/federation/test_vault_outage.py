@@ -1,0 +1,106 @@
+"""Vault sealed, stopped, silent or restarted: 503 while it lasts, reads again after, same provider."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from federation.errors import StoreError, StoreUnavailable
+from federation.settings import Settings
+from federation.stores.vault import VaultProvider
+from tests.federation.conftest_vault import ConfigSource, secret_ref, vault_provider
+from tests.openbao import OpenBao, free_port, running_openbao
+
+DB = {"username": "prometheus", "password": "outage-test-db-password"}
+ROLE_ID = "outage-role-id"
+SECRET_ID = "outage-secret-id-0123456789"
+APP_ROLE = {"appRole": {"roleId": ROLE_ID, "secretRef": secret_ref("approle", "secret-id")}}
+
+
+def _seed(bao: OpenBao) -> None:
+    """Data, policy and an AppRole with fixed credentials: the same after every restart."""
+    root = bao.client()
+    root.secrets.kv.v2.create_or_update_secret("db-credentials", DB, mount_point="secret")
+    root.sys.create_or_update_policy("reader", 'path "secret/data/*" { capabilities = ["read"] }')
+    root.sys.enable_auth_method("approle")
+    root.write_data("auth/approle/role/outage", data={"token_policies": ["reader"], "token_ttl": "1h"})
+    root.write_data("auth/approle/role/outage/role-id", data={"role_id": ROLE_ID})
+    root.write_data("auth/approle/role/outage/custom-secret-id", data={"secret_id": SECRET_ID})
+
+
+@pytest.fixture(scope="module")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    with running_openbao(tmp_path_factory.mktemp("bao-outage")) as server:
+        _seed(server)
+        yield server
+
+
+@pytest.fixture
+def provider(bao: OpenBao) -> VaultProvider:
+    source = ConfigSource({"approle": {"secret-id": SECRET_ID}})
+    return vault_provider(bao.address, APP_ROLE, source, path="secret")
+
+
+def test_sealed_vault_is_unavailable_with_retry_after_and_recovers(
+    bao: OpenBao, provider: VaultProvider
+) -> None:
+    assert provider.read("db-credentials") == DB
+    bao.seal()
+    try:
+        with pytest.raises(StoreUnavailable) as sealed:
+            provider.read("db-credentials")
+    finally:
+        bao.unseal()
+    assert sealed.value.status == 503
+    assert "Retry-After" in sealed.value.headers()
+    assert provider.read("db-credentials") == DB
+
+
+def test_vault_that_nobody_listens_for_is_unavailable() -> None:
+    source = ConfigSource({"vault-token": {"token": "t"}})
+    auth = {"tokenSecretRef": secret_ref("vault-token", "token")}
+    provider = vault_provider(f"http://127.0.0.1:{free_port()}", auth, source, path="secret")
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        provider.read("db-credentials")
+
+
+def test_vault_that_never_answers_is_unavailable_after_the_read_timeout() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        source = ConfigSource({"vault-token": {"token": "t"}})
+        auth = {"tokenSecretRef": secret_ref("vault-token", "token")}
+        settings = Settings(store_connect_timeout=0.5, store_read_timeout=0.5)
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        provider = vault_provider(address, auth, source, settings, path="secret")
+        with pytest.raises(StoreUnavailable):
+            provider.read("db-credentials")
+
+
+def test_error_messages_never_hold_credentials_or_values(bao: OpenBao) -> None:
+    source = ConfigSource({"approle": {"secret-id": "wrong-" + SECRET_ID}})
+    provider = vault_provider(bao.address, APP_ROLE, source, path="secret")
+    with pytest.raises(StoreError) as failed:
+        provider.read("db-credentials")
+    text = str(failed.value) + repr(failed.value.__cause__) + repr(failed.value.__context__)
+    for forbidden in (SECRET_ID, bao.root_token, DB["password"]):
+        assert forbidden not in text
+
+
+@pytest.mark.slow
+def test_vault_stopped_is_unavailable_and_restarted_serves_the_same_provider(
+    bao: OpenBao, provider: VaultProvider
+) -> None:
+    assert provider.read("db-credentials") == DB
+    bao.stop()
+    try:
+        with pytest.raises(StoreUnavailable):
+            provider.read("db-credentials")
+    finally:
+        bao.start()
+        _seed(bao)  # dev mode keeps nothing: the old token is gone, the AppRole is the same
+    logins = bao.audit_count("auth/approle/login")
+    assert provider.read("db-credentials") == DB
+    assert bao.audit_count("auth/approle/login") == logins + 1
