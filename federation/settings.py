@@ -43,6 +43,11 @@ class Settings:
     jwks_connect_timeout: float = 2.0
     jwks_total_timeout: float = 5.0
     reload_interval: float = 2.0
+    lease_namespace: str | None = None
+    lease_name: str = "esi-federation-status"
+    lease_duration: float = 15.0
+    status_interval: float = 10.0
+    token_review_cache_ttl: float = 10.0
     shared_state_dir: Path | None = None
     service_account_token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     bind: str = "0.0.0.0:8443"
@@ -68,6 +73,10 @@ class Settings:
             problems.append("--rate-limit must be positive")
         if self.workers < 1 or self.threads < 1:
             problems.append("--workers and --threads must be at least 1")
+        if self.lease_duration < 3 or self.status_interval <= 0:
+            problems.append("--lease-duration must be at least 3 s and the status interval positive")
+        if self.token_review_cache_ttl < 0:
+            problems.append("--token-review-cache-ttl must not be negative")
         if self.store_read_timeout >= 30:
             problems.append("store timeouts must stay below gunicorn's 30 s worker timeout")
         return problems
