@@ -64,6 +64,7 @@ class VaultStore:
     version: str
     namespace: str | None
     ca_pem: bytes | None
+    headers: Mapping[str, str]
 
     def data_path(self, key: str) -> str:
         """The API path (without ``/v1/``) that holds ``key``, built as ESO builds it."""
@@ -112,6 +113,7 @@ class VaultProvider:
         self._ca_file = _write_ca_file(store.ca_pem) if store.ca_pem else None
         session = requests.Session()
         session.verify = self._ca_file or True
+        session.headers.update(store.headers)
         self._client = hvac.Client(
             url=store.server,
             token="",  # never the VAULT_TOKEN of the environment: tokens go per request
@@ -121,7 +123,6 @@ class VaultProvider:
             # the Authorization header on a change of host.
             allow_redirects=False,
             session=session,
-            namespace=store.namespace,
         )
         self._lock = threading.Lock()
         self._token: _Token | None = None
@@ -131,10 +132,9 @@ class VaultProvider:
         path = self._store.data_path(key)
         token = self._valid_token()
         try:
-            body = self._call("get", path, token, f"read key {key!r}", key=key)
+            body = self._read(path, token, key)
         except _PermissionDenied:
-            token = self._token_after_denial(token)
-            body = self._call("get", path, token, f"read key {key!r}", key=key)
+            body = self._read(path, self._token_after_denial(token), key)
         return self._secret_data(body, key)
 
     def close(self) -> None:
@@ -143,6 +143,9 @@ class VaultProvider:
         if self._ca_file is not None:
             os.unlink(self._ca_file)
             self._ca_file = None
+
+    def _read(self, path: str, token: _Token, key: str) -> Mapping[str, Any]:
+        return self._call("get", path, token, f"read key {key!r}", key=key, namespace=self._store.namespace)
 
     def _secret_data(self, body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         data = body.get("data")
@@ -178,10 +181,15 @@ class VaultProvider:
 
     def _still_valid(self, token: _Token) -> bool:
         try:
-            self._call("get", "auth/token/lookup-self", token, "look up its token")
+            self._call("get", "auth/token/lookup-self", token, "look up its token", namespace=self._login_ns)
         except _PermissionDenied:
             return False
         return True
+
+    @property
+    def _login_ns(self) -> str | None:
+        """Where the token lives: ``auth.namespace``, else the store's namespace."""
+        return self._auth.namespace or self._store.namespace
 
     def _obtain_token(self) -> _Token:
         if isinstance(self._auth, StaticToken):
@@ -192,6 +200,7 @@ class VaultProvider:
             None,
             f"log in with {self._auth.method}",
             json=self._auth.fields(),
+            namespace=self._login_ns,
         )
         token = self._lease(body.get("auth"), "log in")
         log.info(
@@ -202,7 +211,9 @@ class VaultProvider:
     def _static_token(self, value: str) -> _Token:
         unknown = _Token(value, 0.0, renewable=False, expires_at=None)
         try:
-            body = self._call("get", "auth/token/lookup-self", unknown, "look up its token")
+            body = self._call(
+                "get", "auth/token/lookup-self", unknown, "look up its token", namespace=self._login_ns
+            )
         except _PermissionDenied:
             # A token without the default policy may not look itself up; reads will tell.
             return unknown
@@ -214,7 +225,9 @@ class VaultProvider:
 
     def _renewed(self, token: _Token) -> _Token:
         try:
-            body = self._call("post", "auth/token/renew-self", token, "renew its token", json={})
+            body = self._call(
+                "post", "auth/token/renew-self", token, "renew its token", json={}, namespace=self._login_ns
+            )
             renewed = self._lease(body.get("auth"), "renew its token", value=token.value)
         except StoreUnavailable:
             raise
@@ -246,12 +259,15 @@ class VaultProvider:
         *,
         json: Any = None,
         key: str | None = None,
+        namespace: str | None = None,
     ) -> Mapping[str, Any]:
         """One request to ``/v1/<path>``; every failure comes back as a ``FederationError``.
 
         A 404 means ``SecretNotFound`` when reading ``key``, and a ``StoreError`` otherwise.
         """
         headers = {"X-Vault-Token": token.value} if token is not None else {}
+        if namespace is not None:
+            headers["X-Vault-Namespace"] = namespace
         try:
             answer = self._client.adapter.request(method, f"/v1/{path}", headers=headers, json=json)
         except hvac.exceptions.InvalidPath:
@@ -315,9 +331,23 @@ def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> Vau
     namespace = spec.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise StoreError(f"{where}: namespace must be a non-empty string")
+    if spec.get("tls") is not None:
+        raise StoreError(f"{where}: client certificates (spec.provider.vault.tls) are not supported")
+    ca_pem = _ca_pem(where, spec, current)
     return VaultStore(
-        store.name, server.rstrip("/"), mount, version, namespace, _ca_pem(where, spec, current)
+        store.name, server.rstrip("/"), mount, version, namespace, ca_pem, _headers(where, spec)
     )
+
+
+def _headers(where: str, spec: Mapping[str, Any]) -> dict[str, str]:
+    headers = spec.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
+    ):
+        raise StoreError(f"{where}: headers must map header names to strings")
+    if any(name.lower().startswith("x-vault-") for name in headers):
+        raise StoreError(f"{where}: headers must not set X-Vault-* headers; use namespace and auth")
+    return dict(headers)
 
 
 def _ca_pem(where: str, spec: Mapping[str, Any], current: Callable[[], Configuration]) -> bytes | None:

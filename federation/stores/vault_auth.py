@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class StaticToken:
 
     read_token: Callable[[], str]
     method: str = "tokenSecretRef"
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Login:
     method: str
     mount: str
     fields: Callable[[], dict[str, str]]
+    namespace: str | None = None
 
 
 Auth = StaticToken | Login
@@ -44,12 +46,25 @@ Auth = StaticToken | Login
 def parse_auth(
     store_name: str, spec: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
 ) -> Auth:
-    """The auth method of a vault store's spec; ``StoreError`` explains a spec that cannot work."""
+    """The auth method of a vault store's spec; ``StoreError`` explains a spec that cannot work.
+
+    ``auth.namespace`` (ESO: the Vault namespace to log in to, when it differs from the store's)
+    is kept on the result; ``None`` means the store's namespace.
+    """
     where = f"vault store {store_name!r}"
     auth = spec.get("auth")
     if not isinstance(auth, dict):
         raise StoreError(f"{where}: spec.provider.vault.auth is required ({', '.join(METHODS)})")
-    given = [name for name in auth if auth[name] is not None]
+    namespace = auth.get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise StoreError(f"{where}: auth.namespace must be a non-empty string")
+    return replace(_method(where, auth, current, settings), namespace=namespace)
+
+
+def _method(
+    where: str, auth: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
+) -> Auth:
+    given = [name for name in auth if name != "namespace" and auth[name] is not None]
     chosen = [name for name in given if name in METHODS]
     if len(given) != 1 or len(chosen) != 1:
         raise StoreError(f"{where}: auth must name exactly one of {', '.join(METHODS)} (found {given})")

@@ -305,3 +305,24 @@ def test_renewable_static_token_is_renewed(vault: Vault) -> None:
 def test_auth_spec_that_cannot_work_is_explained(vault: Vault, auth: dict[str, Any], message: str) -> None:
     with pytest.raises(StoreError, match=message):
         vault_provider(vault.bao.address, auth, vault.source, path="secret")
+
+
+def test_app_role_of_a_namespace_logs_in_there(vault: Vault) -> None:
+    root = vault.bao.client()
+    root.sys.create_namespace("team-b")
+    team = vault.bao.client(namespace="team-b")
+    team.sys.enable_secrets_engine("kv", path="kv", options={"version": "2"})
+    team.secrets.kv.v2.create_or_update_secret("db-credentials", DB, mount_point="kv")
+    team.sys.create_or_update_policy("reader", 'path "kv/data/*" { capabilities = ["read"] }')
+    secret_id = _app_role(team, "approle", role_id="team-b-role-id", token_policies=["reader"])
+    source = ConfigSource({"team-b": {"secret-id": secret_id}})
+    auth = {"appRole": {"roleId": "team-b-role-id", "secretRef": secret_ref("team-b", "secret-id")}}
+    provider = vault_provider(vault.bao.address, auth, source, path="kv", namespace="team-b")
+    _read(provider)
+    in_parent = {**auth, "namespace": "team-b"}
+    assert (
+        vault_provider(vault.bao.address, in_parent, source, path="kv", namespace="team-b").read(
+            "db-credentials"
+        )
+        == DB
+    )

@@ -89,6 +89,9 @@ def test_closing_the_provider_removes_its_ca_file(bao: OpenBao, source: ConfigSo
         ({"server": "ftp://127.0.0.1:1"}, "https://"),
         ({"version": "v3"}, "v1 or v2"),
         ({"path": ""}, "path"),
+        ({"tls": {"certSecretRef": secret_ref("client", "tls.crt")}}, "client certificates"),
+        ({"headers": {"X-Vault-Token": "t"}}, "X-Vault"),
+        ({"headers": {"X-Team": 1}}, "headers must map"),
     ],
 )
 def test_connection_spec_that_cannot_work_is_explained(
