@@ -1,0 +1,115 @@
+"""Atomic secret files: exact bytes, exact modes, all or nothing, no temp files left behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.errors import CliError, Terminated
+from cli.files import TEMP_SUFFIX, write_changed_files, write_files
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """A umask that would narrow any mode esi-cli did not set explicitly."""
+    previous = os.umask(0o077)
+    yield
+    os.umask(previous)
+
+
+def everything_in(directory: Path) -> list[str]:
+    """Every entry under ``directory``, hidden ones included, relative and sorted."""
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*"))
+
+
+@pytest.mark.usefixtures("strict_umask")
+def test_files_hold_exactly_the_bytes_with_exactly_the_mode(tmp_path: Path) -> None:
+    write_files({str(tmp_path / "a"): b"no newline", str(tmp_path / "sub" / "b"): b"\x00\xffbinary\n"}, 0o644)
+
+    assert (tmp_path / "a").read_bytes() == b"no newline"
+    assert (tmp_path / "sub" / "b").read_bytes() == b"\x00\xffbinary\n"
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o644
+    assert everything_in(tmp_path) == ["a", "sub", "sub/b"]
+
+
+def test_an_existing_read_only_file_is_replaced_by_a_rename(tmp_path: Path) -> None:
+    target = tmp_path / "token"
+    write_files({str(target): b"old"}, 0o440)
+    old_inode = target.stat().st_ino
+
+    write_files({str(target): b"new"}, 0o440)
+
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_ino != old_inode
+    assert everything_in(tmp_path) == ["token"]
+
+
+def test_a_failure_while_staging_writes_nothing_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    first.write_bytes(b"old")
+    (tmp_path / "not-a-dir").write_bytes(b"a file where a directory should be")
+
+    with pytest.raises(CliError, match=r"cannot write file .*not-a-dir/second"):
+        write_files({str(first): b"new", str(tmp_path / "not-a-dir" / "second"): b"x"}, 0o440)
+
+    assert first.read_bytes() == b"old"
+    assert everything_in(tmp_path) == ["first", "not-a-dir"]
+
+
+def test_a_signal_while_writing_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(_descriptor: int) -> None:
+        raise Terminated(15)
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+
+    with pytest.raises(Terminated):
+        write_files({str(tmp_path / "a"): b"secret"}, 0o440)
+
+    assert everything_in(tmp_path) == []
+
+
+def test_a_failed_rename_removes_the_remaining_temp_files(tmp_path: Path) -> None:
+    (tmp_path / "is-a-dir").mkdir()
+    (tmp_path / "is-a-dir" / "occupied").write_bytes(b"")
+
+    with pytest.raises(CliError, match="is-a-dir"):
+        write_files({str(tmp_path / "is-a-dir"): b"x"}, 0o440)
+
+    assert not [name for name in everything_in(tmp_path) if name.endswith(TEMP_SUFFIX)]
+
+
+def test_only_changed_files_are_rewritten(tmp_path: Path) -> None:
+    same, changed, gone = tmp_path / "same", tmp_path / "changed", tmp_path / "gone"
+    write_files({str(same): b"1", str(changed): b"1", str(gone): b"1"}, 0o440)
+    inodes = {path: path.stat().st_ino for path in (same, changed)}
+    gone.unlink()
+
+    rewritten = write_changed_files({str(same): b"1", str(changed): b"2", str(gone): b"1"}, 0o440)
+
+    assert rewritten == [str(changed), str(gone)]
+    assert same.stat().st_ino == inodes[same]
+    assert changed.stat().st_ino != inodes[changed]
+    assert changed.read_bytes() == b"2"
+    assert gone.read_bytes() == b"1"
+    assert everything_in(tmp_path) == ["changed", "gone", "same"]
+
+
+def test_a_changed_mode_alone_rewrites_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    write_files({str(target): b"1"}, 0o440)
+
+    assert write_changed_files({str(target): b"1"}, 0o400) == [str(target)]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o400
+    assert write_changed_files({str(target): b"1"}, 0o400) == []
+
+
+def test_a_longer_file_with_the_same_prefix_counts_as_changed(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    write_files({str(target): b"abc-and-more"}, 0o440)
+
+    assert write_changed_files({str(target): b"abc"}, 0o440) == [str(target)]
+    assert target.read_bytes() == b"abc"
