@@ -212,6 +212,11 @@ class FederationKeys:
             raise JwksUnavailable(f"the keys of federation {self.federation.name!r} are not available")
         return found
 
+    def load_once(self) -> None:
+        """Fetch the keys if no fetch was ever attempted (so that other federations can compare keys)."""
+        if self._last_attempt is None and self.federation.static_jwks is None:
+            self._refresh(self._clock(), unknown_kid=False)
+
     def _may_refresh_for_unknown_kid(self, now: float) -> bool:
         interval = self._settings.jwks_unknown_kid_interval
         return self._last_attempt is None or now - self._last_attempt >= interval
@@ -313,6 +318,10 @@ class JwksRegistry:
         key = self.for_federation(federation).key(kid)
         if key is None:
             return None
+        # A duplicate can only be seen once every federation's keys are known, not just the candidates'.
+        for other in self._current().federations.values():
+            if other.name != federation.name:
+                self.for_federation(other).load_once()
         owners = self._owners.get(key.thumbprint, frozenset())
         if len(owners) > 1:
             log.error(
