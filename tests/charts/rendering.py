@@ -185,7 +185,6 @@ SERVER_VARIANTS: dict[str, dict[str, Any]] = {
         },
         "autoscaling": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True}},
-        "rbac": {"secretNamespaces": ["vault-auth", "esi-system"]},
         "service": {"annotations": {"example.com/owner": "platform"}},
     },
 }

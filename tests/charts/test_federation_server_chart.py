@@ -43,6 +43,8 @@ def test_default_render_is_deployment_service_pdb_rbac_tls_secret_and_service_ac
         "ClusterRoleBinding",
         "Deployment",
         "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
         "Secret",
         "Service",
         "ServiceAccount",
@@ -109,7 +111,7 @@ def test_the_command_line_is_accepted_by_esi_federation_serve(values: dict[str, 
     assert unaccepted_args(args, cli_flags("esi-federation", "serve")) == []
 
 
-def test_the_cluster_role_reads_crs_stores_and_secrets_and_writes_only_status() -> None:
+def test_the_cluster_role_reads_crs_stores_and_secrets_and_writes_only_their_status() -> None:
     granted = rules_by_resource(one(render(SERVER_CHART), "ClusterRole"))
     read = {"get", "list", "watch"}
     assert granted == {
@@ -119,8 +121,20 @@ def test_the_cluster_role_reads_crs_stores_and_secrets_and_writes_only_status() 
         "federation.external-secrets.io/authorizations/status": {"get", "update", "patch"},
         "external-secrets.io/clustersecretstores": read,
         "/secrets": read,
-        "coordination.k8s.io/leases": {"create", "get", "update"},
     }
+
+
+def test_the_status_lease_is_granted_only_in_the_release_namespace() -> None:
+    objects = render(SERVER_CHART)
+    role = one(objects, "Role")
+    binding = one(objects, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert rules_by_resource(role) == {"coordination.k8s.io/leases": {"create", "get", "update"}}
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": RELEASE_NAMESPACE}
+    ]
 
 
 def test_the_binding_gives_the_cluster_role_to_the_pods_service_account() -> None:
@@ -132,15 +146,6 @@ def test_the_binding_gives_the_cluster_role_to_the_pods_service_account() -> Non
         {"kind": "ServiceAccount", "name": account, "namespace": RELEASE_NAMESPACE}
     ]
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account
-
-
-def test_secret_namespaces_narrow_secret_reads_to_roles_in_those_namespaces() -> None:
-    objects = render(SERVER_CHART, {"rbac": {"secretNamespaces": ["vault-auth", "esi-system"]}})
-    assert "/secrets" not in rules_by_resource(one(objects, "ClusterRole"))
-    roles = {obj["metadata"]["namespace"]: obj for obj in objects if obj["kind"] == "Role"}
-    bindings = {obj["metadata"]["namespace"] for obj in objects if obj["kind"] == "RoleBinding"}
-    assert set(roles) == bindings == {"vault-auth", "esi-system"}
-    assert rules_by_resource(roles["vault-auth"]) == {"/secrets": {"get", "list", "watch"}}
 
 
 def test_generated_certificate_covers_the_public_host_and_the_service() -> None:

@@ -34,7 +34,7 @@ BAD_SERVER_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"tls": {"existingSecret": 42}}, "existingSecret"),
     ({"ingress": {"enabled": True, "hosts": [{"host": "Not A Host", "paths": []}]}}, "host"),
     ({"autoscaling": {"enable": True}}, "enable"),
-    ({"rbac": {"secretNamespaces": ["Bad_Namespace"]}}, "secretNamespaces"),
+    ({"rbac": {"secretNamespaces": ["team-a"]}}, "secretNamespaces"),
 ]
 
 
