@@ -8,6 +8,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
+import yaml
 
 from hack.certs import create_ca
 from tests.charts.rendering import (
@@ -65,6 +66,20 @@ def test_chart_lints_strictly_without_errors(case: str, chart: Path, values: dic
     problems = [message for message in report["messages"] if message["severity"] >= 2]
     assert report["errors"] == [], case
     assert problems == [], case
+
+
+@pytest.mark.parametrize(
+    ("chart", "values_file"),
+    [(WEBHOOK_CHART, WEBHOOK_CHART / "ci" / "required-values.yaml"), (SERVER_CHART, None)],
+    ids=["webhook", "server"],
+)
+def test_plain_strict_lint_with_the_shipped_values_reports_nothing(
+    chart: Path, values_file: Path | None
+) -> None:
+    values = yaml.safe_load(values_file.read_text()) if values_file else None
+    report = helm_python.lint(str(chart), values, strict=True)
+    assert report["errors"] == []
+    assert [message for message in report["messages"] if message["severity"] >= 2] == []
 
 
 @pytest.mark.parametrize(("case", "chart", "values"), CASES, ids=CASE_IDS)
