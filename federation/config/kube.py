@@ -1,0 +1,290 @@
+"""Kubernetes mode: the configuration is listed and watched from cluster-main's API server.
+
+Four types are watched, each by its own ``ResourceWatcher`` thread (``kube_watch``):
+``KubernetesFederation``, ``Authorization``, ``ClusterSecretStore`` (``external-secrets.io/v1``, else
+``v1beta1``) and ``v1 Secret``. Every change that matters (anything but ``status`` and bookkeeping
+metadata) rebuilds the WHOLE configuration from everything held, through the same
+``build_configuration`` as local mode, and swaps it into the ``ConfigHolder``: a batch that does not
+parse is rejected and the last good configuration stays. Nothing is loaded, and ``/readyz`` stays 503,
+until every type has been listed once.
+
+Secrets: all Secrets are watched cluster-wide (one watch, whatever the number of namespaces), but only
+those the configuration references are kept: ``tokenSecretRef``/``tokenReview`` of federations, the
+Secret selectors of store providers, and every Secret of a ``kubernetes`` provider's ``remoteNamespace``.
+When a change references a Secret that was filtered out so far, it is read at once (GET by name, or a
+list of that namespace) before the rebuild.
+
+Each gunicorn worker runs its own source, so every worker sees a change within about a second of the
+API server. One of them, across every replica, also writes status (``federation.status``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from federation.config.holder import ConfigHolder
+from federation.config.kube_api import KubeApi, KubeApiError, field_map
+from federation.config.kube_watch import ResourceWatcher, WatchedType
+from federation.config.parse import AUTHORIZATION_API, FEDERATION_API, STORE_APIS, build_configuration
+from federation.errors import ConfigurationError
+from federation.jwks import JwksRegistry
+from federation.settings import Settings
+from federation.stores.registry import referenced_secrets
+
+log = logging.getLogger(__name__)
+
+SOURCE = "kubernetes"
+NOT_FOUND = 404
+FEDERATIONS = WatchedType("KubernetesFederation", (FEDERATION_API,), "kubernetesfederations")
+AUTHORIZATIONS = WatchedType("Authorization", (AUTHORIZATION_API,), "authorizations")
+STORES = WatchedType("ClusterSecretStore", STORE_APIS, "clustersecretstores")
+SECRETS = WatchedType("Secret", ("v1",), "secrets")
+WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS)
+# A burst of events (a kubectl apply of several files) is coalesced into one rebuild.
+COALESCE_SECONDS = 0.05
+_KEPT_METADATA = ("name", "namespace")
+
+ObjectKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SecretSelection:
+    """The Secrets the configuration references: by (namespace, name), and whole namespaces."""
+
+    names: frozenset[ObjectKey] = frozenset()
+    namespaces: frozenset[str] = frozenset()
+
+    def wants(self, namespace: str, name: str) -> bool:
+        """Whether the Secret ``namespace/name`` is referenced."""
+        return namespace in self.namespaces or (namespace, name) in self.names
+
+
+def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelection:
+    """Every Secret that the federations and stores among ``resources`` reference (read from raw
+    resources, so that it works for a batch that does not parse, too)."""
+    names: set[ObjectKey] = set()
+    namespaces: set[str] = set()
+    for resource in resources:
+        spec = resource.get("spec")
+        if not isinstance(spec, dict):
+            continue
+        if resource.get("kind") == "KubernetesFederation":
+            review = spec.get("tokenReview")
+            for ref in (
+                spec.get("tokenSecretRef"),
+                review.get("tokenSecretRef") if isinstance(review, dict) else None,
+            ):
+                if isinstance(ref, dict) and ref.get("namespace") and ref.get("name"):
+                    names.add((str(ref["namespace"]), str(ref["name"])))
+        elif resource.get("kind") == "ClusterSecretStore" and isinstance(spec.get("provider"), dict):
+            for kind, provider in spec["provider"].items():
+                if not isinstance(provider, dict):
+                    continue
+                names.update(
+                    (ref.namespace, ref.name) for ref in referenced_secrets(provider) if ref.namespace
+                )
+                if kind == "kubernetes":
+                    namespaces.add(str(provider.get("remoteNamespace") or "default"))
+    return SecretSelection(frozenset(names), frozenset(namespaces))
+
+
+def _key(obj: Mapping[str, Any]) -> ObjectKey:
+    metadata = field_map(obj, "metadata")
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+def _meaningful(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What a rebuild depends on: not ``status`` (our own writes), not resourceVersion and the like."""
+    metadata = field_map(obj, "metadata")
+    kept = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    kept["metadata"] = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
+    return kept
+
+
+@dataclass
+class ObjectCache:
+    """Every watched object held now, by kind; calls ``on_change`` when something meaningful changed."""
+
+    on_change: Callable[[], None]
+    selection: SecretSelection = field(default_factory=SecretSelection)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _objects: dict[str, dict[ObjectKey, dict[str, Any]]] = field(default_factory=dict)
+
+    def replace_all(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> None:
+        """The full state of ``kind`` (from a list)."""
+        fresh = {}
+        for item in items:
+            stamped = {"apiVersion": api_version, "kind": kind, **item}
+            if self._keeps(kind, stamped):
+                fresh[_key(stamped)] = stamped
+        with self._lock:
+            first = kind not in self._objects
+            before = self._objects.get(kind, {})
+            changed = {k: _meaningful(v) for k, v in before.items()} != {
+                k: _meaningful(v) for k, v in fresh.items()
+            }
+            self._objects[kind] = fresh
+        if changed or first:
+            self.on_change()
+
+    def apply(self, kind: str, api_version: str, event: str, obj: dict[str, Any]) -> None:
+        """One watch event."""
+        stamped = {"apiVersion": api_version, "kind": kind, **obj}
+        key = _key(stamped)
+        with self._lock:
+            held = self._objects.setdefault(kind, {})
+            before = held.get(key)
+            if event == "DELETED" or not self._keeps(kind, stamped):
+                held.pop(key, None)
+                changed = before is not None
+            else:
+                held[key] = stamped
+                changed = before is None or _meaningful(before) != _meaningful(stamped)
+        if changed:
+            self.on_change()
+
+    def put(self, kind: str, objects: Iterable[dict[str, Any]]) -> None:
+        """Add objects read outside the watch (newly referenced Secrets)."""
+        with self._lock:
+            held = self._objects.setdefault(kind, {})
+            for obj in objects:
+                stamped = {"apiVersion": "v1", "kind": kind, **obj}
+                if self._keeps(kind, stamped):
+                    held[_key(stamped)] = stamped
+
+    def select_secrets(self, selection: SecretSelection) -> None:
+        """Keep only the Secrets ``selection`` references, from now on."""
+        with self._lock:
+            self.selection = selection
+            held = self._objects.get(SECRETS.kind, {})
+            for key in [k for k in held if not selection.wants(*k)]:
+                del held[key]
+
+    def of_kind(self, kind: str) -> dict[ObjectKey, dict[str, Any]]:
+        """A copy of the index of ``kind``."""
+        with self._lock:
+            return dict(self._objects.get(kind, {}))
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Every object held, Secrets last."""
+        with self._lock:
+            return [obj for watched in WATCHED for obj in self._objects.get(watched.kind, {}).values()]
+
+    def _keeps(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        return kind != SECRETS.kind or self.selection.wants(*_key(obj))
+
+
+class KubernetesSource:
+    """Lists and watches the configuration, keeps the holder up to date, and writes status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        holder: ConfigHolder,
+        keys: JwksRegistry | None = None,
+        api: KubeApi | None = None,
+    ) -> None:
+        self._settings = settings
+        self._holder = holder
+        self._keys = keys
+        self._api = api
+        self._stop = threading.Event()
+        self._dirty = threading.Event()
+        self.cache = ObjectCache(on_change=self._dirty.set)
+        self.problems: list[str] = []
+        self._fetched = SecretSelection()
+        self._watchers: list[ResourceWatcher] = []
+        self._status: Any = None
+        self._rebuilder = threading.Thread(target=self._rebuild_loop, name="kube-config-rebuild", daemon=True)
+
+    def start(self) -> None:
+        """Connect, then list and watch in background threads (``holder.ready`` after the first lists)."""
+        api = self._api or KubeApi.connect(self._settings.kubeconfig)
+        self._api = api
+        self._watchers = [ResourceWatcher(api, watched, self.cache, self._stop) for watched in WATCHED]
+        for watcher in self._watchers:
+            watcher.start()
+        self._rebuilder.start()
+        if self._keys is not None:
+            from federation.status import StatusWriter  # noqa: PLC0415 - only Kubernetes mode writes status
+
+            self._status = StatusWriter.for_source(self._settings, api, self._keys, self._holder, self)
+            self._status.start()
+
+    def stop(self) -> None:
+        """Stop watching and writing status; break open watch streams."""
+        self._stop.set()
+        self._dirty.set()
+        if self._status is not None:
+            self._status.stop()
+        if self._api is not None:
+            self._api.close()
+
+    @property
+    def listed(self) -> bool:
+        """True once every watched type has been listed."""
+        return bool(self._watchers) and all(w.listed.is_set() for w in self._watchers)
+
+    def observed(self, kind: str) -> dict[ObjectKey, dict[str, Any]]:
+        """The objects of ``kind`` as last seen (status included)."""
+        return self.cache.of_kind(kind)
+
+    def _rebuild_loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.wait(COALESCE_SECONDS):
+                return
+            self._dirty.clear()
+            if self.listed:
+                self.rebuild()
+
+    def rebuild(self) -> None:
+        """Build the configuration from everything held; put it in force, or reject it."""
+        resources = [r for r in self.cache.resources() if r.get("kind") != SECRETS.kind]
+        self._follow_secret_references(referenced_selection(resources))
+        resources = self.cache.resources()
+        try:
+            config = build_configuration(resources, source=SOURCE)
+        except ConfigurationError as exc:
+            self.problems = exc.problems
+            self._holder.reject(SOURCE, exc.problems)
+        else:
+            self.problems = []
+            self._holder.replace(config)
+        if self._status is not None:
+            self._status.wake()
+
+    def _follow_secret_references(self, selection: SecretSelection) -> None:
+        """Filter the Secrets to ``selection``; read the ones that were not kept so far."""
+        self.cache.select_secrets(selection)
+        assert self._api is not None
+        fetched_names = set(self._fetched.names & selection.names)
+        fetched_namespaces = set(self._fetched.namespaces & selection.namespaces)
+        for namespace in selection.namespaces - fetched_namespaces:
+            try:
+                answer = self._api.get(f"/api/v1/namespaces/{namespace}/secrets")
+            except KubeApiError as exc:
+                log.warning(
+                    "cannot list referenced Secrets", extra={"namespace": namespace, "reason": str(exc)}
+                )
+                continue
+            self.cache.put(SECRETS.kind, [i for i in answer.get("items") or [] if isinstance(i, dict)])
+            fetched_namespaces.add(namespace)
+        for namespace, name in selection.names - fetched_names:
+            try:
+                found = [self._api.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")]
+            except KubeApiError as exc:
+                if exc.status != NOT_FOUND:  # an absent Secret is a problem that status reports
+                    log.warning(
+                        "cannot read a referenced Secret",
+                        extra={"secret": f"{namespace}/{name}", "reason": str(exc)},
+                    )
+                    continue
+                found = []
+            self.cache.put(SECRETS.kind, found)
+            fetched_names.add((namespace, name))
+        self._fetched = SecretSelection(frozenset(fetched_names), frozenset(fetched_namespaces))

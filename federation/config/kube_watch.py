@@ -1,0 +1,174 @@
+"""List, then watch, one resource type of cluster-main, for as long as the server runs.
+
+The loop of one ``ResourceWatcher`` thread::
+
+    list (full state)  ->  watch from the list's resourceVersion  ->  stream ended: watch again from
+    the last resourceVersion seen;  ERROR 410 Gone: list again;  any other failure: wait (exponential
+    backoff with jitter, up to 30 s), then list again.
+
+A list replaces everything held for the type, so whatever a broken watch missed (a deletion, say) is
+caught up. ClusterSecretStores are served as ``external-secrets.io/v1`` by current ESO releases and as
+``v1beta1`` by older ones: the first version the server answers a list for is the one watched.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from federation.config.kube_api import KubeApi, KubeApiError, field_map
+
+log = logging.getLogger(__name__)
+
+GONE = 410
+NOT_FOUND = 404
+WATCH_TIMEOUT_SECONDS = 300
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class WatchedType:
+    """One resource type: its kind and the API versions to try, preferred first."""
+
+    kind: str
+    api_versions: tuple[str, ...]
+    plural: str
+
+    def path(self, api_version: str) -> str:
+        """The cluster-wide collection path of this type in ``api_version``."""
+        if "/" not in api_version:
+            return f"/api/{api_version}/{self.plural}"
+        return f"/apis/{api_version}/{self.plural}"
+
+
+class Sink(Protocol):
+    """Where a watcher delivers what it sees."""
+
+    def replace_all(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> None:
+        """The full state of ``kind`` (a list answer)."""
+
+    def apply(self, kind: str, api_version: str, event: str, obj: dict[str, Any]) -> None:
+        """One ADDED, MODIFIED or DELETED event."""
+
+
+class WatchExpired(Exception):
+    """The server no longer has the history the watch asked for (410 Gone): list again."""
+
+
+class Backoff:
+    """Exponential delays with jitter, reset after a success."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def delay(self) -> float:
+        """The next delay to wait, then double it (up to the maximum)."""
+        current = self._next
+        self._next = min(self._maximum, self._next * 2)
+        # Jitter, so the workers of every replica do not reconnect in lock-step after an outage.
+        return current * random.uniform(0.5, 1.0)  # noqa: S311 - not security-related
+
+    def reset(self) -> None:
+        """Start again from the initial delay."""
+        self._next = self._initial
+
+
+class ResourceWatcher:
+    """Keeps ``sink`` up to date with one resource type, in a daemon thread."""
+
+    def __init__(self, api: KubeApi, watched: WatchedType, sink: Sink, stop: threading.Event) -> None:
+        self._api = api
+        self._watched = watched
+        self._sink = sink
+        self._stop = stop
+        self._backoff = Backoff()
+        self.listed = threading.Event()
+        self.lists = 0
+        self._thread = threading.Thread(target=self._run, name=f"watch-{watched.plural}", daemon=True)
+
+    def start(self) -> None:
+        """Start listing and watching."""
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end (after the stop event is set)."""
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                api_version, resource_version = self._list()
+                self._backoff.reset()
+                while not self._stop.is_set():
+                    resource_version, delivered = self._watch(api_version, resource_version)
+                    if delivered:
+                        self._backoff.reset()
+                    else:
+                        # A stream that ends without a single event must not become a busy loop.
+                        self._stop.wait(self._backoff.delay())
+            except WatchExpired:
+                log.info("watch expired (410 Gone); listing again", extra={"resource": self._watched.plural})
+            except KubeApiError as exc:
+                if self._stop.is_set():
+                    return
+                delay = self._backoff.delay()
+                log.warning(
+                    "listing or watching failed; retrying",
+                    extra={
+                        "resource": self._watched.plural,
+                        "reason": str(exc),
+                        "retry_in_s": round(delay, 2),
+                    },
+                )
+                self._stop.wait(delay)
+
+    def _list(self) -> tuple[str, str]:
+        """List the type in the first served version; deliver the items; return (version, resourceVersion)."""
+        last_error: KubeApiError | None = None
+        for api_version in self._watched.api_versions:
+            try:
+                answer = self._api.get(self._watched.path(api_version))
+            except KubeApiError as exc:
+                if exc.status != NOT_FOUND:
+                    raise
+                last_error = exc
+                continue
+            items = [item for item in answer.get("items") or [] if isinstance(item, dict)]
+            self._sink.replace_all(self._watched.kind, api_version, items)
+            self.lists += 1
+            self.listed.set()
+            metadata = field_map(answer, "metadata")
+            return api_version, str(metadata.get("resourceVersion") or "")
+        raise last_error or KubeApiError(NOT_FOUND, f"{self._watched.plural} is not served")
+
+    def _watch(self, api_version: str, resource_version: str) -> tuple[str, bool]:
+        """Deliver events until the stream ends; return the last resourceVersion seen and whether any
+        event came."""
+        path = self._watched.path(api_version)
+        delivered = False
+        for event in self._api.watch(path, resource_version, WATCH_TIMEOUT_SECONDS):
+            if self._stop.is_set():
+                break
+            kind, obj = event.get("type"), event["object"]
+            if kind == "ERROR":
+                if obj.get("code") == GONE:
+                    raise WatchExpired
+                raise KubeApiError(int(obj.get("code") or 0), str(obj.get("message") or "watch error")[:300])
+            delivered = True
+            resource_version = _resource_version(obj) or resource_version
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self._sink.apply(self._watched.kind, api_version, str(kind), obj)
+        return resource_version, delivered
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str | None:
+    metadata = obj.get("metadata")
+    value = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    return str(value) if value else None

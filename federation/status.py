@@ -1,0 +1,278 @@
+"""Kubernetes mode: write the ``status`` of KubernetesFederations and Authorizations.
+
+What is written (through the ``status`` subresource, as a JSON merge patch):
+
+- ``KubernetesFederation``: ``conditions[Ready]`` (True when its key set is held; False with the reason:
+  a configuration problem, keys not fetched, the last fetch's error), ``keys`` (the key set in use:
+  ``kid``, ``kty``, ``alg``, ``thumbprint`` of each key, as the CRD's schema has it: the key count is
+  its length), ``lastRefreshTime`` (the last successful JWKS fetch).
+- ``Authorization``: ``conditions[Ready]``, False when it names a KubernetesFederation or a store that
+  does not exist, or an issuer that is not its federation's (the same findings as ``esi-federation
+  check``), or when the configuration it is part of was rejected.
+
+Only the holder of the status Lease writes (``config.kube_lease``), and only when what it would write
+differs from what the object already shows: the writes are idempotent and rare. The decisions are pure
+functions of the configuration in force and the key caches; ``StatusWriter`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from federation.config.check import find_problems
+from federation.config.holder import ConfigHolder
+from federation.config.kube_api import KubeApi, KubeApiError, field_map
+from federation.config.kube_lease import Lease, default_namespace, worker_identity
+from federation.config.model import Configuration
+from federation.config.parse import AUTHORIZATION_API, FEDERATION_API
+from federation.jwks import JwksRegistry, VerificationKey
+from federation.settings import Settings
+
+if TYPE_CHECKING:
+    from federation.config.kube import KubernetesSource
+
+log = logging.getLogger(__name__)
+
+READY = "Ready"
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What a federation's key cache holds, for status."""
+
+    keys: tuple[VerificationKey, ...]
+    fetched_at: float | None  # wall clock
+    last_error: str | None
+
+
+def rfc3339(epoch: float) -> str:
+    """A Kubernetes ``Time`` (seconds precision, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def problems_of(problems: Sequence[str], kind: str, name: str) -> list[str]:
+    """The problems, among ``problems``, that are about ``kind name`` (they start with its name)."""
+    prefix = f"{kind} {name}"
+    return [p for p in problems if p.startswith((prefix + ":", prefix + " "))]
+
+
+def key_entry(key: VerificationKey) -> dict[str, str]:
+    """One ``status.keys`` entry: public identifiers only."""
+    entry = {"kid": key.kid, "kty": "RSA" if isinstance(key.public_key, rsa.RSAPublicKey) else "EC"}
+    if len(key.algorithms) == 1:
+        entry["alg"] = next(iter(key.algorithms))
+    entry["thumbprint"] = key.thumbprint
+    return entry
+
+
+def condition(status: bool, reason: str, message: str) -> dict[str, Any]:
+    """A ``Ready`` condition (without ``lastTransitionTime``, added when written)."""
+    return {
+        "type": READY,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message[:1000],
+    }
+
+
+def federation_status(
+    name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str], view: KeyView | None
+) -> dict[str, Any]:
+    """The desired status of KubernetesFederation ``name``."""
+    mine = problems_of(rejected, "KubernetesFederation", name)
+    if name not in config.federations:
+        message = "; ".join(mine) or "not part of the configuration in force (it was rejected)"
+        return {"conditions": [condition(False, "Rejected", message)]}
+    keys = sorted(view.keys, key=lambda k: k.kid) if view else []
+    status: dict[str, Any] = {
+        "keys": [key_entry(k) for k in keys],
+        "lastRefreshTime": rfc3339(view.fetched_at) if view and view.fetched_at else None,
+    }
+    mine = problems_of(problems, "KubernetesFederation", name)
+    if mine:
+        ready = condition(False, "InvalidConfiguration", "; ".join(mine))
+    elif keys:
+        note = f"; the last refresh failed: {view.last_error}" if view and view.last_error else ""
+        ready = condition(True, "KeysLoaded", f"{len(keys)} verification keys held{note}")
+    else:
+        error = view.last_error if view and view.last_error else "the key set has not been fetched yet"
+        ready = condition(False, "KeysUnavailable", error)
+    status["conditions"] = [ready]
+    return status
+
+
+def authorization_status(
+    name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str]
+) -> dict[str, Any]:
+    """The desired status of Authorization ``name``."""
+    if name not in {grant.name for grant in config.grants}:
+        mine = problems_of(rejected, "Authorization", name)
+        message = "; ".join(mine) or "not part of the configuration in force (it was rejected)"
+        return {"conditions": [condition(False, "Rejected", message)]}
+    mine = problems_of(problems, "Authorization", name)
+    if mine:
+        return {"conditions": [condition(False, "InvalidReference", "; ".join(mine))]}
+    return {"conditions": [condition(True, "Valid", "the federation and every store it names exist")]}
+
+
+def with_transition_times(desired: dict[str, Any], observed: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """``desired`` with each condition's ``lastTransitionTime``: kept while its status is unchanged."""
+    before = {c.get("type"): c for c in observed.get("conditions") or [] if isinstance(c, dict)}
+    conditions = []
+    for cond in desired.get("conditions", []):
+        previous = before.get(cond["type"])
+        same = previous is not None and previous.get("status") == cond["status"]
+        stamp = previous.get("lastTransitionTime") if same and previous else None
+        conditions.append({**cond, "lastTransitionTime": stamp or rfc3339(now)})
+    return {**desired, "conditions": conditions}
+
+
+def needs_write(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:
+    """Whether the object's status differs from ``desired`` (transition times aside)."""
+
+    def comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+        conditions = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions") or []
+            if isinstance(c, dict)
+        ]
+        rest = {k: v for k, v in status.items() if k != "conditions" and v is not None}
+        return {**rest, "conditions": conditions}
+
+    return comparable(desired) != comparable(observed)
+
+
+class StatusWriter:
+    """Writes status while this worker holds the Lease; woken after each rebuild and every interval."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        lease: Lease,
+        keys: JwksRegistry,
+        holder: ConfigHolder,
+        source: KubernetesSource,
+        *,
+        interval: float,
+    ) -> None:
+        self._api = api
+        self.lease = lease
+        self._keys = keys
+        self._holder = holder
+        self._source = source
+        self._interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.writes = 0
+        self._thread = threading.Thread(target=self._run, name="kube-status-writer", daemon=True)
+
+    @classmethod
+    def for_source(
+        cls,
+        settings: Settings,
+        api: KubeApi,
+        keys: JwksRegistry,
+        holder: ConfigHolder,
+        source: KubernetesSource,
+    ) -> StatusWriter:
+        """A writer contending for the Lease the settings name."""
+        lease = Lease(
+            api,
+            settings.lease_namespace or default_namespace(),
+            settings.lease_name,
+            identity=worker_identity(),
+            duration=settings.lease_duration,
+        )
+        # Renew well within the lease's duration, as client-go's leader election does.
+        interval = min(settings.status_interval, settings.lease_duration / 3)
+        return cls(api, lease, keys, holder, source, interval=interval)
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop writing."""
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Write soon (the configuration changed)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set() or not self._holder.ready:
+                continue
+            if self.lease.hold():
+                self.write_all()
+
+    def write_all(self) -> None:
+        """Write every status that differs from the desired one."""
+        config = self._holder.current
+        problems = find_problems(config)
+        rejected = list(self._source.problems)
+        now = time.time()
+        for (_, name), obj in self._source.observed("KubernetesFederation").items():
+            view = self._key_view(config, name)
+            self._write(
+                FEDERATION_API,
+                "kubernetesfederations",
+                name,
+                obj,
+                federation_status(name, config, problems, rejected, view),
+                now=now,
+            )
+        for (_, name), obj in self._source.observed("Authorization").items():
+            self._write(
+                AUTHORIZATION_API,
+                "authorizations",
+                name,
+                obj,
+                authorization_status(name, config, problems, rejected),
+                now=now,
+            )
+
+    def _write(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        obj: Mapping[str, Any],
+        desired: dict[str, Any],
+        *,
+        now: float,
+    ) -> None:
+        observed = field_map(obj, "status")
+        if not needs_write(desired, observed):
+            return
+        generation = (obj.get("metadata") or {}).get("generation")
+        status = with_transition_times(desired, observed, now)
+        if isinstance(generation, int):
+            for cond in status["conditions"]:
+                cond["observedGeneration"] = generation
+        try:
+            self._api.merge_patch(f"/apis/{api_version}/{plural}/{name}/status", {"status": status})
+        except KubeApiError as exc:
+            log.warning("cannot write status", extra={"resource": f"{plural}/{name}", "reason": str(exc)})
+            return
+        self.writes += 1
+
+    def _key_view(self, config: Configuration, name: str) -> KeyView | None:
+        federation = config.federations.get(name)
+        if federation is None:
+            return None
+        cache = self._keys.for_federation(federation)
+        # Never tried in this worker (no request came yet): fetch now, so that the status tells whether
+        # the key set can be had. Later refreshes happen as requests need them.
+        cache.load_once()
+        return KeyView(tuple(cache.keys.values()), cache.fetched_at, cache.last_error)
