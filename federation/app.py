@@ -22,6 +22,7 @@ from federation.service import FederationService
 from federation.settings import Settings, parse_duration
 from federation.stores.reader import StoreReader
 from federation.stores.registry import StoreRegistry
+from federation.tokenreview import TokenReviewer
 from federation.tokens import TokenVerifier
 
 
@@ -31,14 +32,14 @@ def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetc
     metrics = Metrics()
     holder = ConfigHolder(metrics)
     registry = StoreRegistry(settings, lambda: holder.current)
+    keys = JwksRegistry(settings, metrics, lambda: holder.current, jwks_fetcher)
     service = FederationService(
         holder=holder,
-        verifier=TokenVerifier(
-            settings, JwksRegistry(settings, metrics, lambda: holder.current, jwks_fetcher)
-        ),
+        verifier=TokenVerifier(settings, keys),
         reader=StoreReader(registry, metrics, settings.store_cache_ttl),
         limiter=RateLimiter(settings.rate_limit / settings.workers),
         metrics=metrics,
+        reviewer=TokenReviewer(settings),
     )
     app = Flask("federation")
     # One byte over the limit, so that api.py can tell a cut-off chunked body from one that fits.
@@ -46,13 +47,16 @@ def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetc
     app.extensions["esi.settings"] = settings
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
-    app.extensions["esi.source"] = start_source(settings, holder)
+    app.extensions["esi.source"] = start_source(settings, holder, keys)
     api.register(app)
     return app
 
 
-def start_source(settings: Settings, holder: ConfigHolder) -> object:
-    """Start the configuration source the settings name; return it (it has a ``stop()``)."""
+def start_source(settings: Settings, holder: ConfigHolder, keys: JwksRegistry | None = None) -> object:
+    """Start the configuration source the settings name; return it (it has a ``stop()``).
+
+    ``keys`` lets the Kubernetes source report each federation's key set in its status.
+    """
     if settings.manifests_dir is not None:
         watcher = ManifestsWatcher(settings.manifests_dir, holder, settings.reload_interval)
         watcher.start()
@@ -60,7 +64,7 @@ def start_source(settings: Settings, holder: ConfigHolder) -> object:
     if settings.kubernetes:
         from federation.config.kube import KubernetesSource  # noqa: PLC0415 - the kubernetes client is heavy
 
-        source = KubernetesSource(settings, holder)
+        source = KubernetesSource(settings, holder, keys)
         source.start()
         return source
     raise ConfigurationError(["no configuration source: give --manifests DIR or --kubernetes"])

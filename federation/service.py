@@ -1,4 +1,4 @@
-"""The one place that knows the order: verify -> rate-limit -> authorize -> read stores.
+"""The one place that knows the order: verify -> TokenReview (if asked) -> rate-limit -> authorize -> read.
 
 ``api.py`` decodes HTTP into these calls and encodes their answers; nothing here knows Flask.
 An ``Audit`` record is filled in as the request goes, so the audit line says how far it got.
@@ -17,6 +17,7 @@ from federation.metrics import Metrics
 from federation.ratelimit import RateLimiter
 from federation.stores.base import extract
 from federation.stores.reader import StoreReader
+from federation.tokenreview import TokenReviewer
 from federation.tokens import Hints, Identity, TokenVerifier
 
 
@@ -60,18 +61,23 @@ class FederationService:
     reader: StoreReader
     limiter: RateLimiter
     metrics: Metrics
+    reviewer: TokenReviewer | None = None
 
     def authenticate(self, token: str | None, hints: Hints, audit: Audit) -> Identity:
         """Verify the bearer token and apply the rate limit of its (cluster, subject)."""
         audit.decision = "unauthenticated"
         if not token:
             raise Unauthorized("no bearer token")
+        config = self.holder.current
         try:
-            identity = self.verifier.verify(token, self.holder.current, hints)
+            identity = self.verifier.verify(token, config, hints)
+            # Known from here on, so that a token its cluster refuses is audited with its subject.
+            audit.identity = identity
+            if self.reviewer is not None:
+                self.reviewer.confirm(token, identity, config)
         except Unauthorized as exc:
             audit.reason = exc.reason
             raise
-        audit.identity = identity
         wait = self.limiter.acquire((identity.federation, identity.subject))
         if wait:
             audit.decision = "rate_limited"
