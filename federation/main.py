@@ -46,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="kubeconfig for --kubernetes (default: in-cluster config)"
     )
     serve.add_argument(
+        "--lease-namespace",
+        metavar="NAMESPACE",
+        help="--kubernetes: namespace of the Lease that elects the status writer "
+        "(default: $POD_NAMESPACE, else the in-cluster namespace)",
+    )
+    serve.add_argument(
+        "--token-review-cache-ttl",
+        type=_duration,
+        default=Settings.token_review_cache_ttl,
+        metavar="DURATION",
+        help="how long a positive TokenReview answer is reused for the same token (default: %(default)s)",
+    )
+    serve.add_argument(
         "--bind", default=Settings.bind, metavar="HOST:PORT", help="listen address (default: %(default)s)"
     )
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain of the server")
@@ -121,6 +134,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         manifests_dir=args.manifests,
         kubernetes=args.kubernetes,
         kubeconfig=args.kubeconfig,
+        lease_namespace=args.lease_namespace,
+        token_review_cache_ttl=args.token_review_cache_ttl,
         audience=args.audience,
         allow_extra_audiences=args.allow_extra_audiences,
         max_token_lifetime=args.max_token_lifetime,
