@@ -112,7 +112,11 @@ class VaultProvider:
         self._clock = clock
         self._ca_file = _write_ca_file(store.ca_pem) if store.ca_pem else None
         session = requests.Session()
-        session.verify = self._ca_file or True
+        # The environment (proxies, REQUESTS_CA_BUNDLE) is read once here: requests would read it again
+        # on every request, which costs about a third of a read's time.
+        session.trust_env = False
+        session.proxies = requests.utils.get_environ_proxies(store.server)
+        session.verify = self._ca_file or _environment_ca_bundle() or True
         session.headers.update(store.headers)
         self._client = hvac.Client(
             url=store.server,
@@ -297,6 +301,11 @@ def _translate(exc: Exception, store: str, action: str) -> FederationError:
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return StoreUnavailable(f"{where} cannot be reached ({action})")
     return StoreError(f"{where}: Vault answered with an error ({type(exc).__name__}) to {action}")
+
+
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle requests would take from the environment when no CA is configured."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def _quote_path(path: str) -> str:
