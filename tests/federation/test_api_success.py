@@ -1,0 +1,89 @@
+"""Valid tokens read what their Authorization grants, over real TLS."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, post_secrets
+from tests.stack import CLUSTER, SUBJECT, FederationStack
+
+
+def test_valid_token_gets_values_in_request_order(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    response = post_secrets(stack, stack.mint(), secrets=[SERVICE_A, PASSWORD, USERNAME])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [item["value"] for item in body["secrets"]] == [
+        stack.values["service-a-token"],
+        stack.values["password"],
+        stack.values["username"],
+    ]
+    assert [(i["store"], i["key"], i["property"]) for i in body["secrets"]] == [
+        ("vault-prod", "api-keys", "service-a-token"),
+        ("vault-prod", "db-credentials", "password"),
+        ("vault-prod", "db-credentials", "username"),
+    ]
+    assert body["identity"] == {"cluster": CLUSTER, "subject": SUBJECT}
+
+
+def test_a_whole_secret_comes_back_as_a_json_object_string(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    whole = {"store": "vault-prod", "key": "db-credentials"}
+    response = post_secrets(stack, stack.mint(), secrets=[whole])
+    assert response.status_code == 200, response.text
+    item = response.json()["secrets"][0]
+    assert item["property"] is None
+    assert json.loads(item["value"]) == {
+        "username": stack.values["username"],
+        "password": stack.values["password"],
+    }
+
+
+def test_ca_cert_hint_as_pem_is_accepted(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    body = {"caCert": stack.issuer.ca_pem, "secrets": [PASSWORD]}
+    response = post_secrets(stack, stack.mint(), body)
+    assert response.status_code == 200, response.text
+    assert response.json()["secrets"][0]["value"] == stack.values["password"]
+
+
+def test_ca_cert_hint_as_base64_pem_is_accepted(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    encoded = base64.b64encode(stack.issuer.ca_pem.encode()).decode()
+    response = post_secrets(stack, stack.mint(), {"caCert": encoded, "secrets": [PASSWORD]})
+    assert response.status_code == 200, response.text
+    assert response.json()["secrets"][0]["value"] == stack.values["password"]
+
+
+def test_cluster_hint_selects_the_federation(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    response = post_secrets(stack, stack.mint(), {"cluster": CLUSTER, "secrets": [PASSWORD]})
+    assert response.status_code == 200, response.text
+    assert response.json()["identity"]["cluster"] == CLUSTER
+
+
+def test_cluster_hint_naming_another_cluster_is_refused(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    response = post_secrets(stack, stack.mint(), {"cluster": "client-cluster-beta", "secrets": [PASSWORD]})
+    assert response.status_code == 401
+
+
+def test_whoami_reports_the_identity_and_its_grants(shared_stack: FederationStack) -> None:
+    import requests  # noqa: PLC0415
+
+    stack = shared_stack
+    token = stack.mint(pod_name="prometheus-0")
+    response = requests.get(
+        stack.url + "/v1/whoami",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(stack.server_ca_file),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["identity"]["subject"] == SUBJECT
+    assert body["identity"]["pod"] == "prometheus-0"
+    assert body["allowed"] == [
+        {"authorization": "allow-alpha-monitoring", "stores": ["vault-prod"], "secrets": ["*"]}
+    ]
