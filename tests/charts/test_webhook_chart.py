@@ -271,6 +271,16 @@ def test_the_server_ca_is_mounted_and_named_on_the_command_line() -> None:
     assert flag_value(args, "--allowed-server-urls") == "https://a.example.com,https://b.example.com"
 
 
+def test_a_new_server_ca_rolls_the_webhook_pods() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        template = one(render_webhook(values), "Deployment")["spec"]["template"]
+        return template["metadata"]["annotations"]["checksum/server-ca"]
+
+    other_ca = create_ca("rotated-federation-ca").cert_pem.decode()
+    assert checksum({"federation": {"serverCA": CA_PEM}}) != checksum({"federation": {"serverCA": other_ca}})
+    assert checksum({"federation": {"serverCA": CA_PEM}}) == checksum({"federation": {"serverCA": CA_PEM}})
+
+
 def test_an_image_digest_pins_the_injected_image() -> None:
     digest = "sha256:" + "a" * 64
     args = container_args(render_webhook({"initContainer": {"image": {"digest": digest}}}))
