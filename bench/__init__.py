@@ -1,0 +1,5 @@
+"""Benchmarks of ``make bench`` (DESIGN §12): each server next to a bare baseline, measured in one run.
+
+``python -m bench.run`` starts everything on 127.0.0.1, measures, prints a table and writes
+``bench/results.json``. Nothing here asserts a timing: the numbers are reported, not checked.
+"""

@@ -1,0 +1,73 @@
+"""What every benchmark shares: a work directory, TLS files for 127.0.0.1, and where the programs are."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.loadgen import Target
+from bench.processes import HOST, ServerProcess, free_port
+from hack.certs import TlsFiles, client_ssl_context, create_ca, write_tls_files
+
+REPO = Path(__file__).resolve().parent.parent
+# bench/*.log is ignored by git: the servers' logs stay there for a look after a run.
+LOG_DIR = REPO / "bench"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Shared by the benchmarks of one run."""
+
+    work: Path
+    tls: TlsFiles
+    client_context: ssl.SSLContext
+    bin_dir: Path
+
+    def program(self, name: str) -> str:
+        """A console script of the venv (esi-federation, esi-webhook, esi-cli)."""
+        return str(self.bin_dir / name)
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of server processes: ours, without settings a server would pick up."""
+        return {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("ESI_", "PROMETHEUS_", "VAULT_", "BAO_"))
+        }
+
+    def start_server(
+        self, name: str, argv: list[str], ready_path: str = "/healthz"
+    ) -> tuple[ServerProcess, Target]:
+        """Start ``argv`` (which gets ``--bind`` and the TLS flags appended) and wait until it answers."""
+        port = free_port()
+        full = [
+            *argv,
+            "--bind",
+            f"{HOST}:{port}",
+            "--tls-cert",
+            str(self.tls.cert_file),
+            "--tls-key",
+            str(self.tls.key_file),
+        ]
+        process = ServerProcess(name, full, LOG_DIR / f"{name}.log", self.child_env())
+        try:
+            process.wait_ready(port, self.client_context, ready_path)
+        except BaseException:
+            process.stop()
+            raise
+        return process, Target(HOST, port, self.client_context)
+
+
+def create_environment(work: Path) -> Environment:
+    """A fresh CA and a certificate for 127.0.0.1 under ``work``; the programs next to this interpreter."""
+    ca = create_ca("esi-federation bench CA")
+    tls = write_tls_files(work / "tls", ca, ca.issue([HOST, "localhost"]))
+    return Environment(
+        work=work,
+        tls=tls,
+        client_context=client_ssl_context(ca.cert_pem),
+        bin_dir=Path(sys.executable).parent,
+    )

@@ -1,0 +1,199 @@
+"""``POST /v1/secrets`` (3 secrets, RS256 token), fake store and OpenBao, next to a bare endpoint.
+
+``running_federation`` starts the whole cluster-main side once: OpenBao, client-cluster-alpha's issuer,
+``esi-federation serve`` with both stores, and the bare baseline under the federation's gunicorn setup.
+The load comparison, the JWKS count, the merged-read burst and esi-cli's start-up all use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import manifests
+from bench.compare import Contender, LoadPlan, take_turns
+from bench.environment import Environment
+from bench.loadgen import LoadResult, Request, Target, run_load
+from bench.scrape import counter_sum, scrape
+from hack.client_issuer import ClientClusterIssuer
+from hack.sa_tokens import TokenIssuer, generate_signing_key
+
+WORKERS, THREADS = 2, 8  # esi-federation serve's defaults
+# Far above any load here: the benchmark measures the server's work, not its 429s.
+RATE_LIMIT_PER_S = 1_000_000
+TOKEN_LIFETIME_S = 3600
+BURST = 100
+BURST_TIMEOUT_S = 60.0
+JWKS_REFRESH_INTERVAL_S = 300  # DESIGN §6: refreshed every 5 min
+
+
+@dataclass(frozen=True)
+class Federation:
+    """The running cluster-main side of the benchmarks."""
+
+    target: Target
+    baseline: Target
+    issuer: ClientClusterIssuer
+    openbao: Any
+    token_file: Path
+    client_ca_file: Path
+    token: str
+
+    def secrets_request(
+        self, store: str, references: tuple[tuple[str, str], ...] = manifests.REFERENCES
+    ) -> Request:
+        """``POST /v1/secrets`` for ``references`` of ``store``, with the bearer token."""
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        return Request("POST", "/v1/secrets", manifests.secrets_request(store, references), headers)
+
+    def metrics(self) -> str:
+        """The federation server's ``/metrics``, every worker's values summed."""
+        return scrape(self.target.host, self.target.port, self.target.context)
+
+
+@dataclass(frozen=True)
+class LoadNumbers:
+    """Both stores under load, and the baseline."""
+
+    fake: LoadResult
+    openbao: LoadResult
+    baseline: LoadResult
+
+
+@dataclass(frozen=True)
+class BurstNumbers:
+    """A burst of identical concurrent requests, and the store reads it caused."""
+
+    requests: int
+    ok: int
+    store_reads_metric: int
+    store_reads_audit_log: int
+    merged_metric: int
+
+
+def openbao_class() -> Any:
+    """``OpenBao`` from wherever the test helper lives now (``hack/`` or ``tests/``)."""
+    for module in ("hack.openbao", "tests.openbao"):
+        try:
+            return importlib.import_module(module).OpenBao
+        except ModuleNotFoundError:
+            continue
+    raise RuntimeError("neither hack.openbao nor tests.openbao provides OpenBao")
+
+
+@contextmanager
+def running_federation(env: Environment) -> Iterator[Federation]:
+    """OpenBao, the issuer, esi-federation serve and its baseline, all started; stopped afterwards."""
+    with ExitStack() as stack:
+        openbao_dir = env.work / "openbao"
+        openbao_dir.mkdir()
+        openbao = openbao_class()(openbao_dir)
+        openbao.start()
+        stack.callback(openbao.stop)
+        values = manifests.seed_secrets()
+        kv = openbao.client().secrets.kv.v2
+        for key, data in values.items():
+            kv.create_or_update_secret(path=key, secret=data, mount_point="secret")
+        issuer = ClientClusterIssuer(TokenIssuer(keys=[generate_signing_key("RS256")])).start()
+        stack.callback(issuer.stop)
+        directory = env.work / "manifests"
+        manifests.write_manifests(
+            directory,
+            {
+                "vault-prod": manifests.fake_store(values),
+                "vault-openbao": [
+                    manifests.openbao_store(openbao.address),
+                    manifests.token_secret(openbao.root_token),
+                ],
+                "client-cluster-alpha": issuer.federation_manifest(
+                    manifests.CLUSTER, audiences=[manifests.AUDIENCE]
+                ),
+                "allow-alpha-monitoring": manifests.authorization(
+                    [manifests.FAKE_STORE, manifests.OPENBAO_STORE]
+                ),
+            },
+        )
+        sizing = ["--workers", str(WORKERS), "--threads", str(THREADS)]
+        server, target = env.start_server(
+            "federation",
+            [
+                env.program("esi-federation"),
+                "serve",
+                "--manifests",
+                str(directory),
+                "--rate-limit",
+                str(RATE_LIMIT_PER_S),
+                *sizing,
+            ],
+            ready_path="/readyz",
+        )
+        stack.callback(server.stop)
+        baseline, baseline_target = env.start_server(
+            "federation-baseline", [sys.executable, "-m", "bench.baseline", "federation", *sizing]
+        )
+        stack.callback(baseline.stop)
+        token = issuer.mint(
+            manifests.NAMESPACE, manifests.SERVICE_ACCOUNT, [manifests.AUDIENCE], lifetime_s=TOKEN_LIFETIME_S
+        )
+        token_file = env.work / "token"
+        token_file.write_text(token, encoding="utf-8")
+        token_file.chmod(0o600)
+        client_ca_file = env.work / "client-ca.crt"
+        client_ca_file.write_text(issuer.ca_pem, encoding="utf-8")
+        yield Federation(target, baseline_target, issuer, openbao, token_file, client_ca_file, token)
+
+
+def measure_load(federation: Federation, plan: LoadPlan) -> LoadNumbers:
+    """The fake store, OpenBao and the bare endpoint, loaded in turns with the same 3-secret request."""
+    fake = federation.secrets_request(manifests.FAKE_STORE)
+    openbao = federation.secrets_request(manifests.OPENBAO_STORE)
+    results = take_turns(
+        [
+            Contender("baseline", federation.baseline, fake),
+            Contender("fake", federation.target, fake),
+            Contender("openbao", federation.target, openbao),
+        ],
+        plan,
+    )
+    return LoadNumbers(results["fake"], results["openbao"], results["baseline"])
+
+
+def jwks_fetches(federation: Federation) -> tuple[int, int]:
+    """JWKS fetches so far: as the issuer counted them, and as the server's metric counts them."""
+    metric = counter_sum(federation.metrics(), "esi_federation_jwks_fetches_total")
+    return federation.issuer.jwks_requests, int(metric)
+
+
+def measure_burst(federation: Federation) -> BurstNumbers:
+    """``BURST`` identical concurrent requests for one OpenBao key, caching off: how many reads reach it.
+
+    One key, so that the ideal is one read per worker (reads are merged within a worker, not across).
+    """
+    reference = (manifests.REFERENCES[1],)
+    request = federation.secrets_request(manifests.OPENBAO_STORE, reference)
+    path = f"secret/data/{reference[0][0]}"
+    store = {"store": manifests.OPENBAO_STORE}
+    before = federation.metrics()
+    audit_before = federation.openbao.audit_count(path, "read")
+    result = run_load(
+        federation.target, request, connections=BURST, max_requests=BURST, max_seconds=BURST_TIMEOUT_S
+    )
+    after = federation.metrics()
+    return BurstNumbers(
+        requests=result.answered + result.transport_errors,
+        ok=result.ok,
+        store_reads_metric=int(
+            counter_sum(after, "esi_federation_store_reads_total", store)
+            - counter_sum(before, "esi_federation_store_reads_total", store)
+        ),
+        store_reads_audit_log=federation.openbao.audit_count(path, "read") - audit_before,
+        merged_metric=int(
+            counter_sum(after, "esi_federation_store_merged_reads_total", store)
+            - counter_sum(before, "esi_federation_store_merged_reads_total", store)
+        ),
+    )

@@ -1,0 +1,166 @@
+"""bench/results.json's shape (DESIGN §13) and the table, from synthetic numbers: no timing is checked."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+
+import pytest
+
+from bench.loadgen import LoadError, LoadResult, Target, merge
+from bench.results import (
+    Measurements,
+    Throughput,
+    build_results,
+    check_shape,
+    format_table,
+    write_results,
+)
+from bench.scrape import counter_sum
+from bench.startup import StartupError, interpreter_of, summarize_importtime
+
+
+def synthetic(**overrides: object) -> Measurements:
+    values: dict[str, object] = {
+        "webhook": Throughput(per_s=900.0, p50_ms=4.0, p99_ms=20.0, requests=9000, failed=0),
+        "webhook_baseline": Throughput(per_s=1000.0, p50_ms=3.0, p99_ms=15.0, requests=10000, failed=0),
+        "federation_fake": Throughput(per_s=700.0, p50_ms=10.0, p99_ms=40.0, requests=7000, failed=0),
+        "federation_openbao": Throughput(per_s=300.0, p50_ms=30.0, p99_ms=90.0, requests=3000, failed=1),
+        "federation_baseline": Throughput(per_s=1000.0, p50_ms=5.0, p99_ms=25.0, requests=10000, failed=0),
+        "cli_fetch_s": 0.12,
+        "python_pass_s": 0.03,
+        "jwks_fetches_per_10k": 1,
+        "store_reads_per_burst_100": 2,
+        "machine": "test machine x2",
+        "federation_workers": 2,
+        "extras": {"importtime": {"total_ms": 9.5}},
+    }
+    values.update(overrides)
+    return Measurements(**values)  # type: ignore[arg-type]
+
+
+def test_written_results_have_every_key_of_the_design_shape(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    write_results(build_results(synthetic()), path)
+    results = json.loads(path.read_text())
+    assert set(results) >= {
+        "webhook",
+        "federation",
+        "cli",
+        "jwks_fetches_per_10k",
+        "store_reads_per_burst_100",
+        "machine",
+    }
+    assert set(results["webhook"]) >= {"per_s", "baseline_per_s", "ratio", "p50_ms", "p99_ms"}
+    assert set(results["federation"]) == {"fake", "openbao"}
+    for store in ("fake", "openbao"):
+        assert set(results["federation"][store]) >= {"per_s", "baseline_per_s", "ratio", "p99_ms"}
+    assert set(results["cli"]) >= {"fetch_s", "python_pass_s", "ratio"}
+    assert isinstance(results["machine"], str)
+    assert check_shape(results) == []
+
+
+def test_ratios_are_the_measured_number_over_its_baseline() -> None:
+    results = build_results(synthetic())
+    assert results["webhook"]["ratio"] == pytest.approx(0.9)
+    assert results["federation"]["fake"]["ratio"] == pytest.approx(0.7)
+    assert results["federation"]["openbao"]["ratio"] == pytest.approx(0.3)
+    assert results["cli"]["ratio"] == pytest.approx(4.0)
+
+
+def test_extras_are_kept_next_to_the_contract_keys() -> None:
+    results = build_results(synthetic())
+    assert results["importtime"] == {"total_ms": 9.5}
+    assert results["targets"]["webhook vs bare Flask"]["met"] is True
+
+
+def test_a_missed_target_is_reported_not_raised() -> None:
+    results = build_results(synthetic(store_reads_per_burst_100=30))
+    burst = results["targets"]["store reads, burst of 100"]
+    assert burst == {"target": "<= 2 (workers)", "value": 30, "met": False}
+    assert "targets missed: store reads, burst of 100" in format_table(results)
+
+
+def test_shape_check_names_what_is_missing_or_not_a_number() -> None:
+    results = build_results(synthetic())
+    del results["federation"]["openbao"]["p99_ms"]
+    results["cli"]["ratio"] = "fast"
+    del results["machine"]
+    assert check_shape(results) == [
+        "missing machine",
+        "federation.openbao.p99_ms is missing or not a number",
+        "cli.ratio is missing or not a number",
+    ]
+
+
+def test_table_puts_each_number_next_to_its_baseline_ratio_and_target() -> None:
+    table = format_table(build_results(synthetic()))
+    webhook_row = next(line for line in table.splitlines() if line.startswith("webhook /mutate"))
+    assert webhook_row.split() == [
+        "webhook",
+        "/mutate",
+        "(reviews/s)",
+        "900.0/s",
+        "1000.0/s",
+        "0.900x",
+        "4.00",
+        "20.00",
+        ">=",
+        "0.8x",
+    ]
+    assert "machine: test machine x2" in table
+
+
+def test_merged_load_runs_pool_latencies_and_add_up_counts() -> None:
+    first = LoadResult(1.0, [0.001, 0.003], {200: 2}, transport_errors=0)
+    second = LoadResult(2.0, [0.004, 0.002], {200: 1, 503: 1}, transport_errors=1)
+    merged = merge([first, second])
+    assert merged.latencies_s == [0.001, 0.002, 0.003, 0.004]
+    assert merged.statuses == {200: 3, 503: 1}
+    assert (merged.ok, merged.failed, merged.per_s) == (3, 2, 1.0)
+    assert merged.percentile_ms(0.5) == pytest.approx(2.0)
+
+
+def test_load_is_refused_for_an_address_outside_loopback() -> None:
+    with pytest.raises(LoadError, match=r"127\.0\.0\.0/8"):
+        Target("10.0.0.1", 443, ssl.create_default_context())
+
+
+def test_counters_are_summed_over_the_label_sets_asked_for() -> None:
+    text = "\n".join(
+        [
+            "# TYPE esi_federation_store_reads_total counter",
+            'esi_federation_store_reads_total{result="ok",store="vault-openbao"} 3.0',
+            'esi_federation_store_reads_total{result="error",store="vault-openbao"} 1.0',
+            'esi_federation_store_reads_total{result="ok",store="vault-prod"} 7.0',
+            "esi_federation_store_reads_created 1.7e9",
+        ]
+    )
+    assert counter_sum(text, "esi_federation_store_reads_total", {"store": "vault-openbao"}) == 4.0
+    assert counter_sum(text, "esi_federation_store_reads_total") == 11.0
+
+
+def test_importtime_summary_names_the_heaviest_imports() -> None:
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:      3000 |       5000 |   argparse",
+            "import time:       100 |        200 |   cli.log",
+            "import time:       500 |       5700 | cli.main",
+            "import time:      9000 |       9000 | site",
+        ]
+    )
+    summary = summarize_importtime(stderr, "cli.main", top=2)
+    assert summary["total_ms"] == 5.7
+    assert summary["heaviest_self_ms"] == {"site": 9.0, "argparse": 3.0}
+    assert summary["heaviest_top_level_cumulative_ms"] == {"site": 9.0, "cli.main": 5.7}
+
+
+def test_an_interpreter_behind_a_shell_shim_is_refused(tmp_path: Path) -> None:
+    shim = tmp_path / "python"
+    shim.write_text('#!/bin/sh\nexec real-python "$@"\n')
+    script = tmp_path / "esi-cli"
+    script.write_text(f"#!{shim}\nimport cli.main\n")
+    with pytest.raises(StartupError, match="shim"):
+        interpreter_of(script)
