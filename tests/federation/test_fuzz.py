@@ -1,0 +1,127 @@
+"""Random bodies and headers never make /v1/secrets answer a 5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.federation.support import PASSWORD
+from tests.stack import FederationStack
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+names = st.sampled_from(["vault-prod", "vault-staging", "team-store", "Vault_Prod", "", "a" * 300, "x.y-z"])
+keys = st.sampled_from(
+    ["db-credentials", "api-keys", "team-a/db", "no-such", "", "a\x00b", "../etc"]
+) | st.text(max_size=30)
+items = st.fixed_dictionaries(
+    {"store": names | json_values, "key": keys | json_values},
+    optional={"property": st.sampled_from(["password", "username", ""]) | json_values, "extra": json_values},
+)
+bodies = st.one_of(
+    st.fixed_dictionaries(
+        {"secrets": st.lists(items, max_size=4) | json_values},
+        optional={
+            "cluster": st.sampled_from(["client-cluster-alpha", "beta", "UPPER", ""]) | json_values,
+            "caCert": st.text(max_size=60) | json_values,
+            "unknown": json_values,
+        },
+    ).map(lambda body: json.dumps(body).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=200),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "",
+    ]
+)
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+
+
+def _authorization(choice: str, junk: str, stack: FederationStack) -> str | None:
+    token = stack.mint()
+    return {
+        "valid": f"Bearer {token}",
+        "none": None,
+        "junk": junk,
+        "bearer junk": f"Bearer {junk}",
+        "tampered": f"Bearer {token[:-4]}AAAA",
+        "swapped parts": "Bearer " + ".".join(reversed(token.split("."))),
+    }[choice]
+
+
+@pytest.fixture(scope="module")
+def client(shared_stack: FederationStack) -> Any:
+    return shared_stack.app.test_client()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=bodies,
+    content_type=content_types,
+    auth=st.tuples(
+        st.sampled_from(["valid", "none", "junk", "bearer junk", "tampered", "swapped parts"]), header_text
+    ),
+    extra_headers=st.dictionaries(
+        st.sampled_from(["X-Request-Id", "Accept", "X-Forwarded-For", "Content-Encoding"]),
+        header_text,
+        max_size=2,
+    ),
+)
+def test_random_requests_never_get_a_5xx(
+    shared_stack: FederationStack,
+    body: bytes,
+    content_type: str,
+    auth: tuple[str, str],
+    extra_headers: dict[str, str],
+) -> None:
+    headers = dict(extra_headers)
+    headers["Content-Type"] = content_type
+    authorization = _authorization(*auth, shared_stack)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = shared_stack.app.test_client().post("/v1/secrets", data=body, headers=headers)
+    assert response.status_code < 500, response.get_data(as_text=True)
+    assert response.status_code in (200, 400, 401, 403, 404, 413, 415)
+    if response.status_code != 200:
+        assert response.headers["Content-Type"] == "application/problem+json"
+        problem = response.get_json()
+        assert problem["status"] == response.status_code
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies, content_type=content_types)
+def test_random_bodies_over_tls_never_get_a_5xx(
+    shared_stack: FederationStack, body: bytes, content_type: str
+) -> None:
+    response = requests.post(
+        shared_stack.url + "/v1/secrets",
+        data=body,
+        headers={"Content-Type": content_type, "Authorization": f"Bearer {shared_stack.mint()}"},
+        verify=str(shared_stack.server_ca_file),
+        timeout=15,
+    )
+    assert response.status_code < 500
+
+
+def test_the_fuzzed_route_still_serves_valid_requests(client: Any, shared_stack: FederationStack) -> None:
+    response = client.post(
+        "/v1/secrets",
+        json={"secrets": [PASSWORD]},
+        headers={"Authorization": f"Bearer {shared_stack.mint()}"},
+    )
+    assert response.status_code == 200
