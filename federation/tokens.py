@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import ssl
 import time
@@ -258,4 +259,5 @@ def check_subject(claims: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # JSON parsers accept NaN and Infinity; NaN compares false with everything and would pass each check.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
