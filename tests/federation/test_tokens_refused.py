@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,14 @@ def _hs256_with_public_key(stack: FederationStack) -> str:
 
 def _expired(stack: FederationStack) -> str:
     return stack.mint(now=int(time.time()) - 3600, lifetime_s=600)
+
+
+def _iat_not_a_number(stack: FederationStack) -> str:
+    return _signed(stack, iat=math.nan, exp=int(time.time()) + 10 * 365 * 86400)
+
+
+def _exp_not_a_number(stack: FederationStack) -> str:
+    return _signed(stack, exp=math.nan)
 
 
 def _not_yet_valid(stack: FederationStack) -> str:
@@ -123,6 +132,8 @@ BAD_TOKENS: dict[str, Callable[[FederationStack], str]] = {
     "HS256 signed with the RSA public key": _hs256_with_public_key,
     "expired": _expired,
     "nbf in the future": _not_yet_valid,
+    "iat NaN and a ten-year exp": _iat_not_a_number,
+    "exp NaN": _exp_not_a_number,
     "lifetime over the limit": _lives_too_long,
     "wrong iss": _wrong_issuer,
     "missing aud": _no_audience,
