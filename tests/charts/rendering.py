@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import shutil
 import subprocess
@@ -63,10 +65,18 @@ def render_files(
     chart_dir: Path, values: Mapping[str, Any] | None = None, release: str = "esi"
 ) -> dict[str, str]:
     """Template path -> rendered text, as ``helm template`` (an install) would produce it."""
+    return dict(_rendered(chart_dir, json.dumps(values or {}, sort_keys=True), release))
+
+
+@functools.cache
+def _rendered(chart_dir: Path, values_json: str, release: str) -> tuple[tuple[str, str], ...]:
+    # Each render generates RSA keys for the TLS Secret (about a second on a busy machine), and many
+    # tests look at the same values: render each combination once per test process.
     with loaded(chart_dir) as chart:
-        return chart.render(
-            dict(values or {}), name=release, namespace=RELEASE_NAMESPACE, is_install=True, revision=1
+        files = chart.render(
+            json.loads(values_json), name=release, namespace=RELEASE_NAMESPACE, is_install=True, revision=1
         )
+    return tuple(sorted(files.items()))
 
 
 def render(
