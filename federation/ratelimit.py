@@ -16,7 +16,8 @@ class RateLimiter:
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._rate = rate
-        self._burst = 2 * rate
+        # At least one whole token: below 0.5 requests/s (per worker) no request could ever pass.
+        self._burst = max(1.0, 2 * rate)
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
