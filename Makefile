@@ -33,10 +33,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m 'not slow'
 
 demo: $(STAMP)
-	$(PY) hack/demo.py
+	$(PY) -m hack.demo
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
