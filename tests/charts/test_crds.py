@@ -187,6 +187,12 @@ def test_the_ready_column_reads_the_ready_condition() -> None:
     assert ready["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
 
 
+def test_the_issuer_defaults_to_the_in_cluster_issuer() -> None:
+    (version,) = crd_by_kind()[FEDERATION]["spec"]["versions"]
+    issuer = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["issuer"]
+    assert issuer["default"] == "https://kubernetes.default.svc.cluster.local"
+
+
 def test_every_schema_node_is_structural() -> None:
     def untyped(node: dict[str, Any], where: str) -> list[str]:
         found = [] if "type" in node or node.get("x-kubernetes-preserve-unknown-fields") else [where]
