@@ -70,7 +70,7 @@ _BOOLEANS = {"true": True, "false": False}
 
 @dataclass(frozen=True)
 class InjectionSpec:
-    """What a pod asked for, checked and normalised; references rendered in esi-cli's canonical form."""
+    """What a pod asked for, checked; references as ``(name, reference text)`` pairs sorted by name."""
 
     env: tuple[tuple[str, str], ...]
     files: tuple[tuple[str, str], ...]
@@ -160,11 +160,13 @@ def _parse_refs(
         name = key[len(prefix) :]
         if not name_pattern.match(name):
             raise PodRejected(f"annotation {key}: {name!r} is not {what}")
-        refs.append((name, _parse_ref(key, annotations[key], store).render()))
+        _check_ref(key, annotations[key], store)
+        # esi-cli parses the very text the user wrote, with the same parser, so nothing is lost in between.
+        refs.append((name, annotations[key].strip()))
     return tuple(refs)
 
 
-def _parse_ref(key: str, text: str, store: str | None) -> SecretRef:
+def _check_ref(key: str, text: str, store: str | None) -> SecretRef:
     if "\n" in text:
         # esi-cli reads its references one per line.
         raise PodRejected(f"annotation {key}: a reference is a single line")

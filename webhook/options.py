@@ -28,7 +28,7 @@ class _Flags:
     def add(self, flag: str, help_text: str, default: str | None = None, **kwargs: object) -> None:
         env_name = _env_name(flag)
         value = self.environ.get(env_name, default)
-        shown = f" (default: {default})" if default is not None else ""
+        shown = f" (default: {default})" if default else ""
         self.parser.add_argument(flag, default=value, help=f"{help_text}{shown} [env {env_name}]", **kwargs)  # type: ignore[arg-type]
 
 
@@ -84,6 +84,11 @@ def add_configuration_flags(parser: argparse.ArgumentParser, environ: Mapping[st
         "sizeLimit of the in-memory esi-secrets volume",
         default=Settings.secrets_size_limit,
     )
+    flags.add(
+        "--bin-size-limit",
+        "sizeLimit of the esi-bin volume that holds esi-cli in env mode",
+        default=Settings.bin_size_limit,
+    )
     flags.add("--log-level", "log level", default="info", choices=LOG_LEVELS)
 
 
@@ -132,6 +137,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         excluded_namespaces=frozenset(excluded),
         containers=containers,
         secrets_size_limit=args.secrets_size_limit,
+        bin_size_limit=args.bin_size_limit,
     )
 
 

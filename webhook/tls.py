@@ -1,51 +1,56 @@
 """An SSLContext that follows its certificate and key files on disk, for gunicorn's ``ssl_context`` hook.
 
-gunicorn asks for a context for every accepted connection; the default builds a new one from the files
-each time. This keeps one context and builds a new one only when a file's identity (inode, size, mtime)
-changes, as it does when cert-manager or a kubelet Secret update swaps the files. A pair that does not
-load (e.g. a new certificate whose key is not written yet) is logged once and the last good context stays
-in use until the pair loads.
+gunicorn asks for a context for every accepted connection; its default builds a new one from the files
+each time. This keeps one context, looks at the files at most once per ``check_interval`` and builds a
+new context only when their content changed, as it does when cert-manager or a kubelet Secret update
+swaps them. Content, not mtime, decides: timestamps are too coarse to tell two quick writes apart. A pair
+that does not load (a new certificate whose key is not written yet) is logged once, and the last good
+context stays in use until the pair loads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from webhook.errors import ConfigurationError
 
 log = logging.getLogger("webhook.tls")
 
-Stamp = tuple[tuple[int, int, int], ...]
+Stamp = tuple[bytes, bytes]
 
 
 class ReloadingContext:
     """Callable with gunicorn's ``ssl_context(config, default_factory)`` signature."""
 
-    def __init__(self, cert_file: str, key_file: str) -> None:
+    def __init__(self, cert_file: str, key_file: str, check_interval: float = 1.0) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
+        self.check_interval = check_interval
         self._lock = threading.Lock()
-        self._stamp: Stamp | None = None
         self._failed_stamp: Stamp | None = None
-        self._context = self._load()
+        self._checked_at = time.monotonic()
         self._stamp = self._current_stamp()
+        self._context = self._load()
 
     def __call__(self, config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         """Return the context for the files as they are now (gunicorn hook)."""
         return self.context()
 
     def context(self) -> ssl.SSLContext:
-        """Return the current context, rebuilt first if the files changed and load."""
-        stamp = self._current_stamp()
-        if stamp is None or stamp in (self._stamp, self._failed_stamp):
+        """Return the current context, rebuilt first if the files changed and the new pair loads."""
+        if time.monotonic() - self._checked_at < self.check_interval:
             return self._context
         with self._lock:
-            if stamp not in (self._stamp, self._failed_stamp):
+            self._checked_at = time.monotonic()
+            stamp = self._current_stamp()
+            if stamp is not None and stamp not in (self._stamp, self._failed_stamp):
                 self._reload(stamp)
         return self._context
 
@@ -65,9 +70,9 @@ class ReloadingContext:
 
     def _current_stamp(self) -> Stamp | None:
         try:
-            return tuple(_identity(os.stat(path)) for path in (self.cert_file, self.key_file))
+            return (_digest(self.cert_file), _digest(self.key_file))
         except OSError:
-            return self._stamp
+            return None
 
     def _load(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -83,5 +88,5 @@ class ReloadingContext:
         return context
 
 
-def _identity(status: os.stat_result) -> tuple[int, int, int]:
-    return (status.st_ino, status.st_size, status.st_mtime_ns)
+def _digest(path: str) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()

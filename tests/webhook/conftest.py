@@ -1,0 +1,121 @@
+"""Helpers and fixtures of the webhook tests: settings, reviews, patch application, schema validation."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jsonpatch
+import kubernetes_validate
+import kubernetes_validate.utils
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webhook.app import create_app
+from webhook.settings import Settings
+
+SERVER_URL = "https://esi-federation.cluster-main.example.com"
+OTHER_SERVER_URL = "https://esi-federation.backup.example.com"
+CLUSTER = "client-cluster-alpha"
+KUBERNETES_VERSIONS = ("1.29", "1.33")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings of a typical client cluster, with ``overrides``."""
+    values: dict[str, Any] = {
+        "cluster_name": CLUSTER,
+        "server_url": SERVER_URL,
+        "allowed_server_urls": frozenset({OTHER_SERVER_URL}),
+        "excluded_namespaces": frozenset({"esi-system"}),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def review(pod: dict[str, Any] | None, *, namespace: str | None = None, **request: Any) -> dict[str, Any]:
+    """An AdmissionReview of a pod CREATE, as the API server sends it."""
+    metadata = (pod or {}).get("metadata") or {}
+    body: dict[str, Any] = {
+        "uid": str(uuid.uuid4()),
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": namespace or metadata.get("namespace") or "default",
+        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+        "dryRun": False,
+    }
+    if pod is not None:
+        body["object"] = pod
+    body.update(request)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
+
+
+def decoded_patch(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch of an AdmissionReview answer ([] when it carries none)."""
+    response = answer["response"]
+    if "patch" not in response:
+        return []
+    assert response["patchType"] == "JSONPatch"
+    return json.loads(base64.b64decode(response["patch"]))
+
+
+def apply(pod: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply ``patch`` as the API server would, on a copy of ``pod``."""
+    return jsonpatch.apply_patch(pod, patch, in_place=False)
+
+
+def assert_valid_pod(pod: dict[str, Any]) -> None:
+    """The pod passes the strict Kubernetes schemas and the checks the API server adds to them."""
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(pod, version, strict=True)
+    spec = pod["spec"]
+    volumes = [volume["name"] for volume in spec.get("volumes", [])]
+    assert len(volumes) == len(set(volumes)), f"duplicate volume names: {volumes}"
+    containers = spec.get("initContainers", []) + spec["containers"]
+    names = [item["name"] for item in containers]
+    assert len(names) == len(set(names)), f"duplicate container names: {names}"
+    for item in containers:
+        mounts = item.get("volumeMounts", [])
+        assert {mount["name"] for mount in mounts} <= set(volumes), f"{item['name']} mounts a missing volume"
+        paths = [mount["mountPath"] for mount in mounts]
+        assert len(paths) == len(set(paths)), f"{item['name']} mounts two volumes at one path"
+        env = [variable["name"] for variable in item.get("env", [])]
+        assert len(env) == len(set(env)), f"{item['name']} sets an env var twice"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cached_kubernetes_schemas() -> Iterator[None]:
+    """kubernetes_validate re-reads its multi-megabyte schema files on every call; read each once."""
+    with pytest.MonkeyPatch.context() as patch:
+        cached = functools.cache(kubernetes_validate.utils.schema_contents)
+        patch.setattr(kubernetes_validate.utils, "schema_contents", cached)
+        yield
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings of a typical client cluster."""
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    """A webhook app for ``settings``."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    """A test client of ``app``."""
+    with app.test_client() as test_client:
+        yield test_client
+
+
+def post_review(client: FlaskClient, document: Any) -> Any:
+    """POST a review (any JSON document) to /mutate and return the response."""
+    return client.post("/mutate", data=json.dumps(document), content_type="application/json")
