@@ -6,20 +6,45 @@ esi-cli can never disagree on what a reference means. It imports nothing but the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class ReferenceError(ValueError):
     """A reference that cannot be parsed; the message names the reference and the problem."""
 
 
-@dataclass(frozen=True)
 class SecretRef:
-    """One secret to fetch: a key of a store, optionally one property of it."""
+    """One secret to fetch: a key of a store, optionally one property of it. Immutable and hashable.
+
+    A hand-written value class rather than a frozen dataclass: ``dataclasses`` imports ``inspect``,
+    which costs esi-cli more start-up time than its whole request.
+    """
+
+    __slots__ = ("key", "property", "store")
 
     store: str | None
     key: str
-    property: str | None = None
+    property: str | None
+
+    def __init__(self, store: str | None, key: str, property: str | None = None) -> None:
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "property", property)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SecretRef is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SecretRef is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretRef):
+            return NotImplemented
+        return (self.store, self.key, self.property) == (other.store, other.key, other.property)
+
+    def __hash__(self) -> int:
+        return hash((self.store, self.key, self.property))
+
+    def __repr__(self) -> str:
+        return f"SecretRef(store={self.store!r}, key={self.key!r}, property={self.property!r})"
 
     def render(self) -> str:
         """Return the canonical text form, which parses back to an equal reference.

@@ -133,3 +133,23 @@ def test_durations_accept_seconds_minutes_and_hours(text: str, seconds: float) -
 def test_malformed_or_endless_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+def test_a_reference_is_an_immutable_hashable_value() -> None:
+    ref = parse_ref("vault-prod:db-credentials.password")
+
+    assert ref == SecretRef("vault-prod", "db-credentials", "password")
+    assert ref != SecretRef("vault-prod", "db-credentials")
+    assert ref != ("vault-prod", "db-credentials", "password")
+    assert len({ref, SecretRef("vault-prod", "db-credentials", "password")}) == 1
+    assert repr(ref) == "SecretRef(store='vault-prod', key='db-credentials', property='password')"
+    with pytest.raises(AttributeError, match="immutable"):
+        ref.key = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del ref.store
+
+
+def test_with_default_store_fills_only_a_missing_store() -> None:
+    assert SecretRef(None, "k").with_default_store("s") == SecretRef("s", "k")
+    assert SecretRef("own", "k").with_default_store("s") == SecretRef("own", "k")
+    assert SecretRef(None, "k").with_default_store(None) == SecretRef(None, "k")
