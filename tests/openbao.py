@@ -29,7 +29,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 START_TIMEOUT = 20.0
 
@@ -89,7 +89,7 @@ def make_tls(directory: Path, name: str = "server") -> TlsFiles:
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
         )
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
@@ -151,6 +151,7 @@ class OpenBao:
         )
         log.close()
         self._wait_healthy()
+        self.wait_kv_ready("secret")
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit."""
@@ -167,6 +168,28 @@ class OpenBao:
     def client(self, namespace: str | None = None) -> hvac.Client:
         """An hvac client holding the root token (for setting the server up in tests)."""
         return hvac.Client(url=self.address, token=self.root_token, namespace=namespace)
+
+    def enable_kv(self, path: str, version: int = 2, namespace: str | None = None) -> None:
+        """Mount a KV engine at ``path`` and wait until it serves (KV v2 upgrades itself first)."""
+        options = {"version": str(version)}
+        self.client(namespace).sys.enable_secrets_engine("kv", path=path, options=options)
+        if version == 2:
+            self.wait_kv_ready(path, namespace)
+
+    def wait_kv_ready(self, mount: str, namespace: str | None = None) -> None:
+        """Wait until the KV v2 engine at ``mount`` answers reads (404 for a missing key), not 400."""
+        headers = {"X-Vault-Token": self.root_token}
+        if namespace is not None:
+            headers["X-Vault-Namespace"] = namespace
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            probe = requests.get(
+                f"{self.address}/v1/{mount}/data/readiness-probe", headers=headers, timeout=2
+            )
+            if probe.status_code == 404:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"KV engine {mount!r} did not become ready in {START_TIMEOUT} s")
 
     def seal(self) -> None:
         """Seal the server: every request is answered 503 until ``unseal``."""
@@ -216,7 +239,7 @@ class OpenBao:
         raise RuntimeError(f"bao did not become healthy in {START_TIMEOUT} s")
 
     def _logged_unseal_key(self) -> str:
-        keys = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
+        keys: list[str] = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
         if not keys:
             raise RuntimeError("bao logged no unseal key")
         return keys[-1]

@@ -221,7 +221,9 @@ class VaultProvider:
         except _PermissionDenied:
             # A token without the default policy may not look itself up; reads will tell.
             return unknown
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data = body.get("data")
+        if not isinstance(data, dict):
+            return unknown
         ttl = float(data.get("ttl") or 0)
         lease = float(data.get("creation_ttl") or ttl)
         expires = self._clock() + ttl if ttl > 0 else None
@@ -324,9 +326,10 @@ def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> Vau
     """The connection settings of ``store``; ``StoreError`` explains a spec that cannot work."""
     spec, where = store.spec, f"vault store {store.name!r}"
     server = spec.get("server")
-    parts = urlsplit(server) if isinstance(server, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+    if not isinstance(server, str) or urlsplit(server).scheme not in ("https", "http"):
         raise StoreError(f"{where}: server must be an https:// (or http://) URL")
+    if not urlsplit(server).hostname:
+        raise StoreError(f"{where}: server must name a host")
     version = spec.get("version", "v2")
     if version not in ("v1", "v2"):
         raise StoreError(f"{where}: version must be v1 or v2")

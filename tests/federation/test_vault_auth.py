@@ -310,8 +310,8 @@ def test_auth_spec_that_cannot_work_is_explained(vault: Vault, auth: dict[str, A
 def test_app_role_of_a_namespace_logs_in_there(vault: Vault) -> None:
     root = vault.bao.client()
     root.sys.create_namespace("team-b")
+    vault.bao.enable_kv("kv", namespace="team-b")
     team = vault.bao.client(namespace="team-b")
-    team.sys.enable_secrets_engine("kv", path="kv", options={"version": "2"})
     team.secrets.kv.v2.create_or_update_secret("db-credentials", DB, mount_point="kv")
     team.sys.create_or_update_policy("reader", 'path "kv/data/*" { capabilities = ["read"] }')
     secret_id = _app_role(team, "approle", role_id="team-b-role-id", token_policies=["reader"])

@@ -25,9 +25,9 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         root.secrets.kv.v2.create_or_update_secret("app/settings", SETTINGS, mount_point="secret")
         root.secrets.kv.v2.create_or_update_secret("gone", {"a": "b"}, mount_point="secret")
         root.secrets.kv.v2.delete_latest_version_of_secret("gone", mount_point="secret")
-        root.sys.enable_secrets_engine("kv", path="legacy", options={"version": "1"})
+        server.enable_kv("legacy", version=1)
         root.secrets.kv.v1.create_or_update_secret("db-credentials", DB, mount_point="legacy")
-        root.sys.enable_secrets_engine("kv", path="team/kv", options={"version": "2"})
+        server.enable_kv("team/kv")
         root.secrets.kv.v2.create_or_update_secret("app/config", {"mode": "team"}, mount_point="team/kv")
         yield server
 
@@ -143,8 +143,8 @@ def test_path_denied_by_policy_is_a_store_error_not_a_value(bao: OpenBao, tmp_pa
 def test_namespace_is_sent_as_x_vault_namespace(bao: OpenBao, source: ConfigSource) -> None:
     root = bao.client()
     root.sys.create_namespace("team-a")
+    bao.enable_kv("kv", namespace="team-a")
     in_namespace = bao.client(namespace="team-a")
-    in_namespace.sys.enable_secrets_engine("kv", path="kv", options={"version": "2"})
     in_namespace.secrets.kv.v2.create_or_update_secret("db-credentials", {"password": "ns"}, mount_point="kv")
     provider = vault_provider(bao.address, ROOT_AUTH, source, path="kv", namespace="team-a")
     assert provider.read("db-credentials") == {"password": "ns"}
