@@ -6,7 +6,6 @@ patch. The status annotation written here makes a second pass a no-op.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -348,7 +347,7 @@ def _wrap_target(
     ]
     ops = extend_array(container, path, "volumeMounts", mounts)
     # Each container gets its own copies, so that nothing downstream sees two containers share one list.
-    ops += extend_array(container, path, "env", copy.deepcopy(env))
+    ops += extend_array(container, path, "env", [dict(variable) for variable in env])
     command = [ESI_CLI, "exec", "--", *container["command"]]
     ops.append(replace(path + pointer("command"), command))
     return ops
