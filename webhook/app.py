@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from webhook import api
+from webhook import api, logs
 from webhook.metrics import WebhookMetrics
 from webhook.settings import Settings
 
@@ -29,9 +29,11 @@ class WebhookState:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app for ``settings``, or for the settings the environment describes."""
     if settings is None:
+        # The entry point under plain gunicorn: the environment is the whole configuration, logs included.
         from webhook.options import settings_from_environment  # noqa: PLC0415  # argparse only when needed
 
         settings = settings_from_environment(os.environ)
+        logs.configure(os.environ.get("ESI_WEBHOOK_LOG_LEVEL", "info"))
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = WebhookState(settings, WebhookMetrics.create())

@@ -52,13 +52,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     server.add_argument(
         "--workers",
         type=int,
-        default=int(environ.get(ENV_PREFIX + "WORKERS", "2")),
+        default=environ.get(ENV_PREFIX + "WORKERS", "2"),
         help="gunicorn worker processes (default: 2) [env ESI_WEBHOOK_WORKERS]",
     )
     server.add_argument(
         "--threads",
         type=int,
-        default=int(environ.get(ENV_PREFIX + "THREADS", "4")),
+        default=environ.get(ENV_PREFIX + "THREADS", "4"),
         help="threads per worker (default: 4) [env ESI_WEBHOOK_THREADS]",
     )
     add_configuration_flags(serve, environ)
@@ -85,7 +85,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``esi-webhook``; return the exit code."""
     environ = os.environ
-    args = build_parser(environ).parse_args(argv)
+    try:
+        parser = build_parser(environ)
+    except ConfigurationError as exc:
+        print(f"esi-webhook: {exc}", file=sys.stderr)
+        return exc.exit_code
+    args = parser.parse_args(argv)
     logs.configure(args.log_level)
     try:
         settings = settings_from_args(args, environ)

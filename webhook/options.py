@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cli.durations import parse_duration
@@ -25,11 +25,18 @@ class _Flags:
         self.parser = parser
         self.environ = environ
 
-    def add(self, flag: str, help_text: str, default: str | None = None, **kwargs: object) -> None:
+    def add(
+        self, flag: str, help_text: str, default: str | None = None, choices: Sequence[str] | None = None
+    ) -> None:
         env_name = _env_name(flag)
         value = self.environ.get(env_name, default)
+        if choices is not None and value not in choices:
+            # argparse checks choices on the command line only, never on a default.
+            raise ConfigurationError(f"{env_name}={value!r}: choose one of {', '.join(choices)}")
         shown = f" (default: {default})" if default else ""
-        self.parser.add_argument(flag, default=value, help=f"{help_text}{shown} [env {env_name}]", **kwargs)  # type: ignore[arg-type]
+        self.parser.add_argument(
+            flag, default=value, choices=choices, help=f"{help_text}{shown} [env {env_name}]"
+        )
 
 
 def add_configuration_flags(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:

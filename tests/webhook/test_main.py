@@ -191,3 +191,17 @@ def test_the_docs_show_the_seed_pod_exactly_as_mutate_prints_it(capsys: pytest.C
     shown = docs.split("<!-- mutated-seed-pod -->\n```yaml\n", 1)[1].split("```", 1)[0]
     assert main(["mutate", "-f", str(SEED_POD_FILE), *CONFIG]) == 0
     assert capsys.readouterr().out == shown
+
+
+def test_an_environment_value_outside_a_flags_choices_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESI_WEBHOOK_LOG_LEVEL", "chatty")
+    assert main(["mutate", "-f", str(SEED_POD_FILE), *CONFIG]) == 2
+
+
+def test_a_non_numeric_worker_count_from_the_environment_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ESI_WEBHOOK_WORKERS", "many")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", *CONFIG])
+    assert exited.value.code == 2
