@@ -23,8 +23,7 @@ EXIT_CANNOT_RUN = 126
 
 def exec_with_env(command: Sequence[str], added: Mapping[str, str]) -> NoReturn:
     """Replace this process with ``command`` (searched on ``PATH``), its environment plus ``added``."""
-    environment = dict(os.environ)
-    environment.update(added)
+    environment = app_environment(os.environ, added, frozen=getattr(sys, "frozen", False))
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -33,3 +32,23 @@ def exec_with_env(command: Sequence[str], added: Mapping[str, str]) -> NoReturn:
         raise ExecFailedError(f"command {command[0]!r} not found", EXIT_NOT_FOUND) from None
     except OSError as exc:
         raise ExecFailedError(f"cannot run command {command[0]!r}: {exc.strerror}", EXIT_CANNOT_RUN) from None
+
+
+def app_environment(current: Mapping[str, str], added: Mapping[str, str], frozen: bool) -> dict[str, str]:
+    """The application's environment: esi-cli's own, plus ``added``, minus the bundle's loader state.
+
+    The self-contained build's bootloader sets ``_PYI_*`` variables (and may point ``LD_LIBRARY_PATH`` at
+    its own libraries, keeping the original in ``LD_LIBRARY_PATH_ORIG``); the application must start
+    with the environment the container gave esi-cli, or its own libraries could be shadowed.
+    """
+    environment = dict(current)
+    if frozen:
+        for name in [name for name in environment if name.startswith("_PYI_") or name == "_MEIPASS2"]:
+            del environment[name]
+        original = environment.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is not None:
+            environment["LD_LIBRARY_PATH"] = original
+        else:
+            environment.pop("LD_LIBRARY_PATH", None)
+    environment.update(added)
+    return environment

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.exec import app_environment
 from tests.cli.conftest import ESI_CLI, RunCli, run_process, stub_value
 from tests.cli.stub_federation import StubFederation
 
@@ -146,3 +147,30 @@ def test_a_signal_sent_to_esi_cli_reaches_the_application(
     process.send_signal(signal.SIGTERM)
 
     assert process.wait(timeout=10) == 42
+
+
+def test_the_bundles_loader_state_is_removed_from_the_applications_environment() -> None:
+    current = {
+        "PATH": "/bin",
+        "LD_LIBRARY_PATH": "/esi/bin/_internal:/app/lib",
+        "LD_LIBRARY_PATH_ORIG": "/app/lib",
+        "_PYI_ARCHIVE_FILE": "/esi/bin/esi-cli",
+        "_PYI_PARENT_PROCESS_LEVEL": "1",
+    }
+
+    assert app_environment(current, {"A": "1"}, frozen=True) == {
+        "PATH": "/bin",
+        "LD_LIBRARY_PATH": "/app/lib",
+        "A": "1",
+    }
+    assert app_environment({"LD_LIBRARY_PATH": "/esi/bin/_internal"}, {}, frozen=True) == {}
+
+
+def test_a_pip_installed_esi_cli_passes_its_environment_through_unchanged() -> None:
+    current = {"LD_LIBRARY_PATH": "/app/lib", "_PYI_X": "kept", "A": "old"}
+
+    assert app_environment(current, {"A": "new"}, frozen=False) == {
+        "LD_LIBRARY_PATH": "/app/lib",
+        "_PYI_X": "kept",
+        "A": "new",
+    }

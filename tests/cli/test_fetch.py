@@ -378,3 +378,20 @@ def test_a_server_path_prefix_is_kept(
 
     assert result.exit_code == 4  # the stub has no such route: what matters is where esi-cli went
     assert stub.requests[0].path == "/federation/v1/secrets"
+
+
+def test_installing_into_a_bin_dir_needs_the_self_contained_build(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], tmp_path: Path
+) -> None:
+    result = run_cli(
+        "fetch",
+        *connect_args,
+        "--bin-dir",
+        str(tmp_path / "bin"),
+        "--file",
+        "x=vault-prod:api-keys.service-a-token",
+    )
+
+    assert result.exit_code == 2
+    assert "self-contained build" in str(result.log_lines()[-1]["message"])
+    assert not (tmp_path / "bin").exists()

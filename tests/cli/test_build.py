@@ -1,0 +1,92 @@
+"""The self-contained esi-cli (hack/build-esi-cli.sh, PyInstaller one-folder) works without the venv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import REPO_ROOT, run_process, stub_value
+from tests.cli.stub_federation import StubFederation
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("esi-cli-build")]
+
+CHILD = """
+import json, os, sys
+with open(sys.argv[1], "w") as handle:
+    json.dump({"value": os.environ.get("SERVICE_A_TOKEN"), "frozen_vars": sorted(
+        name for name in os.environ if name.startswith("_PYI") or name == "LD_LIBRARY_PATH_ORIG")}, handle)
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the bundle once for this module, into a temporary folder."""
+    output = tmp_path_factory.mktemp("build") / "esi-cli"
+    done = subprocess.run(
+        [str(REPO_ROOT / "hack" / "build-esi-cli.sh"), str(output)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return output
+
+
+def test_the_bundle_prints_its_version_without_any_python_environment(bundle: Path) -> None:
+    run = run_process([str(bundle / "esi-cli"), "version"], {})
+
+    assert run.exit_code == 0
+    assert run.stdout == "esi-cli 0.1.0\n"
+    assert (bundle / "_internal").is_dir()
+
+
+def test_the_bundle_fetches_files(
+    bundle: Path, stub: StubFederation, connect_args: list[str], secrets_dir: Path
+) -> None:
+    run = run_process(
+        [str(bundle / "esi-cli"), "fetch", *connect_args, "--file", "t=vault-prod:api-keys.service-a-token"]
+    )
+
+    assert run.exit_code == 0, run.stderr
+    matches = (secrets_dir / "t").read_text() == stub_value(stub, "api-keys", "service-a-token")
+    assert matches
+
+
+def test_the_bundle_execs_with_env_vars(
+    bundle: Path, stub: StubFederation, connect_args: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "child.json"
+
+    run = run_process(
+        [str(bundle / "esi-cli"), "exec", *connect_args,
+         "--env", "SERVICE_A_TOKEN=vault-prod:api-keys.service-a-token",
+         "--", sys.executable, "-c", CHILD, str(out)]
+    )  # fmt: skip
+
+    assert run.exit_code == 0, run.stderr
+    child = json.loads(out.read_text())
+    matches = child["value"] == stub_value(stub, "api-keys", "service-a-token")
+    assert matches
+    assert child["frozen_vars"] == []  # the bundle's own loader settings do not leak into the app
+
+
+def test_the_bundle_installs_itself_into_the_bin_dir(
+    bundle: Path, stub: StubFederation, connect_args: list[str], tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "esi-bin"
+
+    run = run_process(
+        [str(bundle / "esi-cli"), "fetch", *connect_args, "--file", "t=vault-prod:api-keys.service-a-token"],
+        {"ESI_BIN_DIR": str(bin_dir)},
+    )
+
+    assert run.exit_code == 0, run.stderr
+    copied = run_process([str(bin_dir / "esi-cli"), "version"], {})
+    assert copied.stdout == "esi-cli 0.1.0\n"
