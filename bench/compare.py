@@ -6,8 +6,8 @@ CPU frequency, page cache) over both sides of a ratio.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from bench.loadgen import LoadResult, Request, Target, merge, run_load
 from bench.results import Throughput
@@ -18,11 +18,13 @@ WARMUP_REQUESTS = 300
 
 @dataclass(frozen=True)
 class Contender:
-    """One side of a comparison: a name, where it listens, and the request it is sent."""
+    """One side of a comparison: a name, where it listens, the request it is sent, and how to read the
+    CPU time its server has used."""
 
     name: str
     target: Target
     request: Request
+    cpu_seconds: Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,20 @@ def take_turns(contenders: Sequence[Contender], plan: LoadPlan) -> dict[str, Loa
     runs: dict[str, list[LoadResult]] = {contender.name: [] for contender in contenders}
     for _ in range(plan.rounds):
         for contender in contenders:
-            runs[contender.name].append(
-                run_load(
-                    contender.target,
-                    contender.request,
-                    connections=plan.connections,
-                    max_requests=plan.max_requests,
-                    max_seconds=plan.seconds,
-                )
-            )
+            runs[contender.name].append(_measured_run(contender, plan))
     return {name: merge(results) for name, results in runs.items()}
+
+
+def _measured_run(contender: Contender, plan: LoadPlan) -> LoadResult:
+    cpu_before = contender.cpu_seconds()
+    result = run_load(
+        contender.target,
+        contender.request,
+        connections=plan.connections,
+        max_requests=plan.max_requests,
+        max_seconds=plan.seconds,
+    )
+    return replace(result, server_cpu_s=contender.cpu_seconds() - cpu_before)
 
 
 def summarize(result: LoadResult) -> Throughput:
@@ -68,4 +74,5 @@ def summarize(result: LoadResult) -> Throughput:
         p99_ms=result.percentile_ms(0.99),
         requests=result.answered + result.transport_errors,
         failed=result.failed,
+        cpu_ms_per_request=result.server_cpu_ms_per_request,
     )

@@ -19,6 +19,7 @@ from bench import manifests
 from bench.compare import Contender, LoadPlan, take_turns
 from bench.environment import Environment
 from bench.loadgen import LoadResult, Request, Target, run_load
+from bench.processes import ServerProcess
 from bench.scrape import counter_sum, scrape
 from hack.client_issuer import ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer, generate_signing_key
@@ -38,6 +39,8 @@ class Federation:
 
     target: Target
     baseline: Target
+    server: ServerProcess
+    baseline_server: ServerProcess
     issuer: ClientClusterIssuer
     openbao: Any
     token_file: Path
@@ -71,6 +74,7 @@ class BurstNumbers:
 
     requests: int
     ok: int
+    seconds: float
     store_reads_metric: int
     store_reads_audit_log: int
     merged_metric: int
@@ -145,7 +149,9 @@ def running_federation(env: Environment) -> Iterator[Federation]:
         token_file.chmod(0o600)
         client_ca_file = env.work / "client-ca.crt"
         client_ca_file.write_text(issuer.ca_pem, encoding="utf-8")
-        yield Federation(target, baseline_target, issuer, openbao, token_file, client_ca_file, token)
+        yield Federation(
+            target, baseline_target, server, baseline, issuer, openbao, token_file, client_ca_file, token
+        )
 
 
 def measure_load(federation: Federation, plan: LoadPlan) -> LoadNumbers:
@@ -154,9 +160,9 @@ def measure_load(federation: Federation, plan: LoadPlan) -> LoadNumbers:
     openbao = federation.secrets_request(manifests.OPENBAO_STORE)
     results = take_turns(
         [
-            Contender("baseline", federation.baseline, fake),
-            Contender("fake", federation.target, fake),
-            Contender("openbao", federation.target, openbao),
+            Contender("baseline", federation.baseline, fake, federation.baseline_server.cpu_seconds),
+            Contender("fake", federation.target, fake, federation.server.cpu_seconds),
+            Contender("openbao", federation.target, openbao, federation.server.cpu_seconds),
         ],
         plan,
     )
@@ -187,6 +193,7 @@ def measure_burst(federation: Federation) -> BurstNumbers:
     return BurstNumbers(
         requests=result.answered + result.transport_errors,
         ok=result.ok,
+        seconds=round(result.elapsed_s, 3),
         store_reads_metric=int(
             counter_sum(after, "esi_federation_store_reads_total", store)
             - counter_sum(before, "esi_federation_store_reads_total", store)

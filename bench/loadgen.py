@@ -59,6 +59,8 @@ class LoadResult:
     latencies_s: Sequence[float]
     statuses: Mapping[int, int]
     transport_errors: int
+    # CPU seconds the server's processes used during the run, when the caller measured it.
+    server_cpu_s: float = 0.0
 
     @property
     def answered(self) -> int:
@@ -79,6 +81,12 @@ class LoadResult:
     def per_s(self) -> float:
         """Successful requests per second of wall time."""
         return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        """The server's CPU time per answered request, in milliseconds: steadier than throughput on a
+        machine that other work shares."""
+        return self.server_cpu_s * 1000.0 / self.answered if self.answered else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
         """The latency below which ``fraction`` of the answers fall, in milliseconds (nearest rank)."""
@@ -169,4 +177,5 @@ def merge(results: Sequence[LoadResult]) -> LoadResult:
         latencies_s=sorted(latency for result in results for latency in result.latencies_s),
         statuses=dict(statuses),
         transport_errors=sum(result.transport_errors for result in results),
+        server_cpu_s=sum(result.server_cpu_s for result in results),
     )

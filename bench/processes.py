@@ -61,6 +61,11 @@ class ServerProcess:
             time.sleep(0.1)
         raise ServerFailed(f"{self.name} was not ready in {READY_TIMEOUT_S:.0f} s; see {self.log_file}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's live processes: gunicorn's master and its
+        workers, which share the session it was started in."""
+        return session_cpu_seconds(self._process.pid)
+
     def stop(self) -> None:
         """SIGTERM the server (gunicorn stops its workers), then SIGKILL its session if it lingers."""
         if self._process.poll() is not None:
@@ -72,6 +77,22 @@ class ServerProcess:
             # Our own session only: the server and the workers it forked, nothing else.
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU seconds of every live process whose session is ``session_id`` (from /proc; 0 elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process exited while we looked
+        # Fields after the parenthesised command name: state ppid pgrp session ... utime(14) stime(15).
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[3]) == session_id:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _answers_ok(port: int, context: ssl.SSLContext, path: str) -> bool:

@@ -76,8 +76,8 @@ def run(env: Environment, plan: LoadPlan) -> WebhookNumbers:
         try:
             results = take_turns(
                 [
-                    Contender("baseline", baseline_target, request),
-                    Contender("webhook", webhook_target, request),
+                    Contender("baseline", baseline_target, request, baseline.cpu_seconds),
+                    Contender("webhook", webhook_target, request, webhook.cpu_seconds),
                 ],
                 plan,
             )

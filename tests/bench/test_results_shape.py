@@ -23,8 +23,12 @@ from bench.startup import StartupError, interpreter_of, summarize_importtime
 
 def synthetic(**overrides: object) -> Measurements:
     values: dict[str, object] = {
-        "webhook": Throughput(per_s=900.0, p50_ms=4.0, p99_ms=20.0, requests=9000, failed=0),
-        "webhook_baseline": Throughput(per_s=1000.0, p50_ms=3.0, p99_ms=15.0, requests=10000, failed=0),
+        "webhook": Throughput(
+            per_s=900.0, p50_ms=4.0, p99_ms=20.0, requests=9000, failed=0, cpu_ms_per_request=1.25
+        ),
+        "webhook_baseline": Throughput(
+            per_s=1000.0, p50_ms=3.0, p99_ms=15.0, requests=10000, failed=0, cpu_ms_per_request=1.0
+        ),
         "federation_fake": Throughput(per_s=700.0, p50_ms=10.0, p99_ms=40.0, requests=7000, failed=0),
         "federation_openbao": Throughput(per_s=300.0, p50_ms=30.0, p99_ms=90.0, requests=3000, failed=1),
         "federation_baseline": Throughput(per_s=1000.0, p50_ms=5.0, p99_ms=25.0, requests=10000, failed=0),
@@ -67,6 +71,7 @@ def test_ratios_are_the_measured_number_over_its_baseline() -> None:
     assert results["federation"]["fake"]["ratio"] == pytest.approx(0.7)
     assert results["federation"]["openbao"]["ratio"] == pytest.approx(0.3)
     assert results["cli"]["ratio"] == pytest.approx(4.0)
+    assert results["webhook"]["cpu_ratio"] == pytest.approx(0.8)
 
 
 def test_extras_are_kept_next_to_the_contract_keys() -> None:
@@ -104,6 +109,7 @@ def test_table_puts_each_number_next_to_its_baseline_ratio_and_target() -> None:
         "900.0/s",
         "1000.0/s",
         "0.900x",
+        "0.800x",
         "4.00",
         "20.00",
         ">=",
