@@ -267,7 +267,7 @@ def test_check_reports_bad_yaml_naming_the_file(tmp_path: Path, capsys: pytest.C
 def test_the_check_command_exits_1_with_its_problems_on_stdout(tmp_path: Path) -> None:
     directory = _write(tmp_path / "m", authorization("allow", federation="nobody"))
     done = subprocess.run(
-        [sys.executable, "-m", "federation.main", "check", "--manifests", str(directory)],
+        [str(Path(sys.executable).parent / "esi-federation"), "check", "--manifests", str(directory)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -276,12 +276,3 @@ def test_the_check_command_exits_1_with_its_problems_on_stdout(tmp_path: Path) -
     )
     assert done.returncode == 1
     assert "problem: Authorization allow: federationRef names KubernetesFederation 'nobody'" in done.stdout
-    ok = subprocess.run(
-        [sys.executable, "-m", "federation.main", "check", "--manifests", str(EXAMPLES)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=60,
-    )
-    assert ok.returncode == 0, ok.stdout + ok.stderr
