@@ -36,6 +36,10 @@ def run_fetch(client: FederationClient, secrets: Secrets, sleep: Callable[[float
         raise UsageError("nothing to fetch: give --file PATH=REF / ESI_FILES (or --env / ESI_ENV)")
     if secrets.refresh_interval is not None and not secrets.files:
         raise UsageError("--refresh-interval keeps files fresh, but no --file / ESI_FILES is given")
+    if secrets.bin_dir is not None:
+        from cli.install import install_self  # noqa: PLC0415 - env mode's esi-init only
+
+        log.info("installed", "copied the self-contained esi-cli", path=install_self(secrets.bin_dir))
     values = fetch_values(client, bindings)
     write_files(_file_contents(secrets.files, values), secrets.file_mode)
     log.info(
@@ -44,10 +48,6 @@ def run_fetch(client: FederationClient, secrets: Secrets, sleep: Callable[[float
         files=[binding.path for binding in secrets.files],
         references=sorted({binding.ref.render() for binding in bindings}),
     )
-    if secrets.bin_dir is not None:
-        from cli.install import install_self  # noqa: PLC0415 - env mode's esi-init only
-
-        log.info("installed", "copied the self-contained esi-cli", path=install_self(secrets.bin_dir))
     if secrets.refresh_interval is not None:
         refresh_files(client, secrets, secrets.refresh_interval, sleep)
     return 0

@@ -381,7 +381,7 @@ def test_a_server_path_prefix_is_kept(
 
 
 def test_installing_into_a_bin_dir_needs_the_self_contained_build(
-    run_cli: RunCli, stub: StubFederation, connect_args: list[str], tmp_path: Path
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], tmp_path: Path, secrets_dir: Path
 ) -> None:
     result = run_cli(
         "fetch",
@@ -395,3 +395,4 @@ def test_installing_into_a_bin_dir_needs_the_self_contained_build(
     assert result.exit_code == 2
     assert "self-contained build" in str(result.log_lines()[-1]["message"])
     assert not (tmp_path / "bin").exists()
+    assert stub.requests == []
