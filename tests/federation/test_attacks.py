@@ -225,6 +225,15 @@ def test_known_keys_keep_working_while_the_jwks_endpoint_is_down(tmp_path: Path)
         assert metric_value(metrics, "esi_federation_jwks_fetches_total", labels) >= 1
 
 
+def test_a_jwks_endpoint_that_hangs_is_given_up_after_the_total_timeout(tmp_path: Path) -> None:
+    with running_stack(tmp_path, jwks_total_timeout=0.5) as own:
+        own.issuer.set_jwks_behaviour(JwksBehaviour(delay_s=3))
+        started = time.monotonic()
+        response = post_secrets(own, own.mint())
+        assert response.status_code == 503
+        assert time.monotonic() - started < 2.5
+
+
 def test_a_jwks_endpoint_down_from_the_start_gives_503_with_retry_after(
     stack: FederationStack, issuers: ExitStack
 ) -> None:

@@ -127,3 +127,11 @@ def test_a_wrong_method_is_a_problem_405(shared_stack: FederationStack) -> None:
     response = get(shared_stack, "/v1/secrets")
     assert response.status_code == 405
     assert response.json()["status"] == 405
+
+
+def test_a_sent_request_id_is_echoed_only_when_it_is_safe(shared_stack: FederationStack) -> None:
+    safe = post_secrets(shared_stack, None, headers={"X-Request-Id": "abc-123.x_y"})
+    assert safe.headers["X-Request-Id"] == "abc-123.x_y"
+    unsafe = post_secrets(shared_stack, None, headers={"X-Request-Id": "a b;<script>"})
+    assert unsafe.headers["X-Request-Id"] != "a b;<script>"
+    assert len(unsafe.headers["X-Request-Id"]) == 32

@@ -11,7 +11,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from hack.sa_tokens import PodIdentity, TokenIssuer, generate_signing_key
+from hack.sa_tokens import PodIdentity, SigningKey, TokenIssuer, generate_signing_key
 from tests.federation.support import hand_made_token, hs256_token, post_secrets
 from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
@@ -115,6 +115,12 @@ def _another_clusters_key(stack: FederationStack) -> str:
     return other.mint(NAMESPACE, SERVICE_ACCOUNT, [AUDIENCE])
 
 
+def _algorithm_the_jwk_does_not_name(stack: FederationStack) -> str:
+    rsa_key = stack.issuer.tokens.signing_key
+    as_pss = SigningKey("PS256", rsa_key.private_key, rsa_key.kid)  # the JWK says RS256
+    return stack.issuer.tokens.sign(_claims(stack), key=as_pss)
+
+
 def _crit_header(stack: FederationStack) -> str:
     return _signed(stack, header={"crit": ["exp"]})
 
@@ -146,6 +152,7 @@ BAD_TOKENS: dict[str, Callable[[FederationStack], str]] = {
     "sub does not match the service account claim": _sub_disagrees_with_kubernetes_claims,
     "sub does not match the namespace claim": _sub_namespace_disagrees,
     "another cluster's key": _another_clusters_key,
+    "PS256 with a key the JWK pins to RS256": _algorithm_the_jwk_does_not_name,
     "crit header": _crit_header,
     "over 16 KiB": _oversized,
     "not a JWT": _garbage,
