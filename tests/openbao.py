@@ -183,9 +183,12 @@ class OpenBao:
             headers["X-Vault-Namespace"] = namespace
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            probe = requests.get(
-                f"{self.address}/v1/{mount}/data/readiness-probe", headers=headers, timeout=2
-            )
+            try:
+                probe = requests.get(
+                    f"{self.address}/v1/{mount}/data/readiness-probe", headers=headers, timeout=2
+                )
+            except requests.RequestException:
+                continue
             if probe.status_code == 404:
                 return
             time.sleep(0.05)
@@ -231,10 +234,10 @@ class OpenBao:
             if self._process is None or self._process.poll() is not None:
                 raise RuntimeError(f"bao exited early; see {self.directory / 'bao.log'}")
             try:
-                if requests.get(f"{self.address}/v1/sys/health", timeout=1).status_code == 200:
+                if requests.get(f"{self.address}/v1/sys/health", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or too busy starting to answer
             time.sleep(0.05)
         raise RuntimeError(f"bao did not become healthy in {START_TIMEOUT} s")
 

@@ -42,6 +42,8 @@ from federation.stores.vault_auth import Auth, Login, StaticToken, parse_auth
 
 log = logging.getLogger(__name__)
 
+LOGIN_BACKOFF = 1.0  # seconds during which a failed login is answered without trying again
+
 _UNAVAILABLE = (
     hvac.exceptions.VaultDown,
     hvac.exceptions.BadGateway,
@@ -130,6 +132,7 @@ class VaultProvider:
         )
         self._lock = threading.Lock()
         self._token: _Token | None = None
+        self._failed_login: tuple[float, FederationError] | None = None
 
     def read(self, key: str) -> Mapping[str, Any]:
         """The data map of the secret at ``key``."""
@@ -196,6 +199,24 @@ class VaultProvider:
         return self._auth.namespace or self._store.namespace
 
     def _obtain_token(self) -> _Token:
+        """A new token. For a second after Vault refused a login, the same error comes back without a
+        new attempt: wrong credentials must not turn every request into a login that Vault refuses.
+        An unreachable or sealed Vault is tried again at once, so that reads resume as soon as it is back.
+        """
+        if self._failed_login is not None and self._clock() < self._failed_login[0] + LOGIN_BACKOFF:
+            failure = self._failed_login[1]
+            raise type(failure)(failure.detail)
+        try:
+            token = self._log_in()
+        except StoreUnavailable:
+            raise
+        except FederationError as exc:
+            self._failed_login = (self._clock(), exc)
+            raise
+        self._failed_login = None
+        return token
+
+    def _log_in(self) -> _Token:
         if isinstance(self._auth, StaticToken):
             return self._static_token(self._auth.read_token())
         body = self._call(

@@ -326,3 +326,18 @@ def test_app_role_of_a_namespace_logs_in_there(vault: Vault) -> None:
         )
         == DB
     )
+
+
+def test_failed_login_is_not_retried_for_a_second(vault: Vault) -> None:
+    source = ConfigSource({"approle": {"secret-id": "wrong-secret-id-value"}})
+    clock = FakeClock()
+    provider = vault_provider(vault.bao.address, APP_ROLE, source, clock=clock, path="secret")
+    logins = vault.logins("approle")
+    for _ in range(3):
+        with pytest.raises(StoreError, match="appRole"):
+            provider.read("db-credentials")
+    assert vault.logins("approle") == logins + 1
+    source.secrets["approle"]["secret-id"] = vault.secret_id
+    clock.now += 1.5
+    _read(provider)
+    assert vault.logins("approle") == logins + 2

@@ -58,6 +58,18 @@ def test_sealed_vault_is_unavailable_with_retry_after_and_recovers(
     assert provider.read("db-credentials") == DB
 
 
+def test_login_while_sealed_is_tried_again_at_once_after_unseal(
+    bao: OpenBao, provider: VaultProvider
+) -> None:
+    bao.seal()
+    try:
+        with pytest.raises(StoreUnavailable):
+            provider.read("db-credentials")
+    finally:
+        bao.unseal()
+    assert provider.read("db-credentials") == DB
+
+
 def test_vault_that_nobody_listens_for_is_unavailable() -> None:
     source = ConfigSource({"vault-token": {"token": "t"}})
     auth = {"tokenSecretRef": secret_ref("vault-token", "token")}
