@@ -78,6 +78,7 @@ class BurstNumbers:
     store_reads_metric: int
     store_reads_audit_log: int
     merged_metric: int
+    store_read_mean_ms: float
 
 
 def openbao_class() -> Any:
@@ -190,17 +191,19 @@ def measure_burst(federation: Federation) -> BurstNumbers:
         federation.target, request, connections=BURST, max_requests=BURST, max_seconds=BURST_TIMEOUT_S
     )
     after = federation.metrics()
+
+    def delta(name: str) -> float:
+        return counter_sum(after, name, store) - counter_sum(before, name, store)
+
+    reads = delta("esi_federation_store_read_duration_seconds_count")
     return BurstNumbers(
         requests=result.answered + result.transport_errors,
         ok=result.ok,
         seconds=round(result.elapsed_s, 3),
-        store_reads_metric=int(
-            counter_sum(after, "esi_federation_store_reads_total", store)
-            - counter_sum(before, "esi_federation_store_reads_total", store)
-        ),
+        store_reads_metric=int(delta("esi_federation_store_reads_total")),
         store_reads_audit_log=federation.openbao.audit_count(path, "read") - audit_before,
-        merged_metric=int(
-            counter_sum(after, "esi_federation_store_merged_reads_total", store)
-            - counter_sum(before, "esi_federation_store_merged_reads_total", store)
+        merged_metric=int(delta("esi_federation_store_merged_reads_total")),
+        store_read_mean_ms=round(
+            delta("esi_federation_store_read_duration_seconds_sum") * 1000 / reads if reads else 0.0, 2
         ),
     )
