@@ -287,6 +287,7 @@ class JwksRegistry:
         self._lock = threading.Lock()
         self._caches: dict[str, tuple[str, FederationKeys]] = {}
         self._owners: dict[str, frozenset[str]] = {}
+        self._loaded_for: Configuration | None = None
 
     def for_federation(self, federation: Federation) -> FederationKeys:
         """The cache of ``federation``, created on first use or when its definition changed."""
@@ -318,10 +319,7 @@ class JwksRegistry:
         key = self.for_federation(federation).key(kid)
         if key is None:
             return None
-        # A duplicate can only be seen once every federation's keys are known, not just the candidates'.
-        for other in self._current().federations.values():
-            if other.name != federation.name:
-                self.for_federation(other).load_once()
+        self._load_all_once()
         owners = self._owners.get(key.thumbprint, frozenset())
         if len(owners) > 1:
             log.error(
@@ -330,6 +328,16 @@ class JwksRegistry:
             )
             return None
         return key
+
+    def _load_all_once(self) -> None:
+        # A duplicate can only be seen once every federation's keys are known, not just the candidates'.
+        # Caches change only with the configuration, so one pass per configuration object is enough.
+        config = self._current()
+        if self._loaded_for is config:
+            return
+        for other in config.federations.values():
+            self.for_federation(other).load_once()
+        self._loaded_for = config
 
     def status(self, name: str) -> FederationKeys | None:
         """The cache of federation ``name`` if one exists (for status reporting)."""
