@@ -9,7 +9,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.federation.support import PASSWORD
+from tests.federation.support import PASSWORD, post_secrets
 from tests.stack import FederationStack
 
 json_values = st.recursive(
@@ -123,3 +123,16 @@ def test_the_fuzzed_route_still_serves_valid_requests(shared_stack: FederationSt
         "/v1/secrets", json={"secrets": [PASSWORD]}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("token_kind", ["valid", "none"])
+@pytest.mark.parametrize(
+    "body", [b"[" * 50_000, b'{"a":' * 8_000 + b"1" + b"}" * 8_000], ids=["list", "object"]
+)
+def test_deeply_nested_json_is_a_client_error_not_a_crash(
+    shared_stack: FederationStack, token: str, body: bytes, token_kind: str
+) -> None:
+    assert len(body) < 64 * 1024
+    response = post_secrets(shared_stack, token if token_kind == "valid" else None, data=body)
+    assert response.status_code == (400 if token_kind == "valid" else 401)
+    assert response.headers["Content-Type"] == "application/problem+json"
