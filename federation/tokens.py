@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -258,6 +258,6 @@ def check_subject(claims: Mapping[str, Any]) -> tuple[str, str]:
     return match["namespace"], match["name"]
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     # JSON parsers accept NaN and Infinity; NaN compares false with everything and would pass each check.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
