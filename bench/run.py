@@ -26,7 +26,7 @@ from bench.scrape import counter_sum
 RESULTS_FILE = REPO / "bench" / "results.json"
 JWKS_WINDOW = 10_000
 MAX_REQUESTS_PER_RUN = 200_000
-FULL = {"rounds": 3, "seconds": 6.0, "cli_runs": cli_bench.RUNS, "jwks_top_up_s": 40.0}
+FULL = {"rounds": 5, "seconds": 4.0, "cli_runs": cli_bench.RUNS, "jwks_top_up_s": 40.0}
 QUICK = {"rounds": 1, "seconds": 2.0, "cli_runs": 3, "jwks_top_up_s": 3.0}
 
 
