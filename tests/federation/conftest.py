@@ -8,14 +8,40 @@ function-scoped ``federation_stack`` (tests/conftest.py) or ``running_stack`` wi
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.stack import FederationStack, authorization, fake_store, running_stack
 
 TEAM_READER = "system:serviceaccount:monitoring:team-a-reader"
+SECRETS_READER = "system:serviceaccount:monitoring:k8s-reader"
+
+
+def _kubernetes_store_documents(password: str) -> list[dict[str, Any]]:
+    """ESO's kubernetes provider over Secrets of namespace apps: one readable, one not UTF-8."""
+    store = {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ClusterSecretStore",
+        "metadata": {"name": "cluster-secrets"},
+        "spec": {"provider": {"kubernetes": {"remoteNamespace": "apps"}}},
+    }
+    secrets = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "apps"},
+            "data": {key: base64.b64encode(value).decode()},
+        }
+        for name, key, value in (
+            ("plain", "token", f"k8s-{password}".encode()),
+            ("binary", "blob", b"\xff\xfe"),
+        )
+    ]
+    return [store, *secrets, authorization("allow-k8s-reader", SECRETS_READER, stores=["cluster-secrets"])]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +68,10 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federatio
                 stores=["team-store"],
                 allowed_secrets=["team-a/*"],
             ),
+            *_kubernetes_store_documents(stack.values["password"]),
         )
         stack.wait_for_reload(since)
         assert json.dumps(sorted(stack.app.extensions["esi.service"].holder.current.stores)) == json.dumps(
-            ["team-store", "vault-prod", "vault-staging"]
+            ["cluster-secrets", "team-store", "vault-prod", "vault-staging"]
         )
         yield stack

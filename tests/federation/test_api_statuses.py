@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.federation.conftest import TEAM_READER
+from tests.federation.conftest import SECRETS_READER, TEAM_READER
 from tests.federation.support import PASSWORD, SERVICE_A, post_secrets
 from tests.stack import FederationStack, running_stack
 
@@ -124,6 +124,23 @@ def test_every_missing_item_is_named_in_one_404(shared_stack: FederationStack) -
     detail = post_secrets(stack, stack.mint(), secrets=items).json()["detail"]
     assert "vault-prod:gone-1" in detail
     assert "vault-prod:db-credentials#gone-2" in detail
+
+
+# -- 502 ---------------------------------------------------------------------------------------------
+
+
+def test_a_store_error_is_a_502_and_no_partial_data(shared_stack: FederationStack) -> None:
+    stack = shared_stack
+    token = stack.mint(service_account=SECRETS_READER.rsplit(":", 1)[1])
+    plain = {"store": "cluster-secrets", "key": "plain", "property": "token"}
+    alone = post_secrets(stack, token, secrets=[plain])
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["secrets"][0]["value"] == "k8s-" + stack.values["password"]
+    mixed = post_secrets(stack, token, secrets=[plain, {"store": "cluster-secrets", "key": "binary"}])
+    assert mixed.status_code == 502
+    assert mixed.headers["Content-Type"] == "application/problem+json"
+    assert "k8s-" not in mixed.text
+    _assert_names_no_value(mixed, stack)
 
 
 # -- 400 ---------------------------------------------------------------------------------------------
