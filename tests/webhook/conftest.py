@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,7 @@ SERVER_URL = "https://esi-federation.cluster-main.example.com"
 OTHER_SERVER_URL = "https://esi-federation.backup.example.com"
 CLUSTER = "client-cluster-alpha"
 KUBERNETES_VERSIONS = ("1.29", "1.33")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -75,8 +77,11 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
         kubernetes_validate.validate(pod, version, strict=True)
     spec = pod["spec"]
     volumes = [volume["name"] for volume in spec.get("volumes", [])]
-    assert len(volumes) == len(set(volumes)), f"duplicate volume names: {volumes}"
     containers = spec.get("initContainers", []) + spec["containers"]
+    # The schemas do not carry the API server's name rules; check the ones the webhook could break.
+    for name in volumes + [item["name"] for item in containers]:
+        assert DNS_LABEL.match(name), f"{name!r} is not a DNS-1123 label"
+    assert len(volumes) == len(set(volumes)), f"duplicate volume names: {volumes}"
     names = [item["name"] for item in containers]
     assert len(names) == len(set(names)), f"duplicate container names: {names}"
     for item in containers:
