@@ -1,0 +1,1 @@
+"""esi-webhook: the client cluster's mutating admission webhook (see docs/webhook.md)."""
