@@ -41,7 +41,11 @@ def interpreter_of(script: Path) -> Interpreter:
     first_line = script.read_bytes().split(b"\n", 1)[0]
     if not first_line.startswith(b"#!"):
         raise StartupError(f"{script} has no shebang line")
-    path = first_line[2:].decode().strip().split()[0]
+    words = first_line[2:].decode().split()
+    path = words[0]
+    if os.path.basename(path) == "env" and len(words) > 1:
+        # "#!/usr/bin/env python3": the interpreter is whatever PATH finds, as the kernel would run it.
+        path = shutil.which(words[1]) or words[1]
     binary = os.path.realpath(path)
     with open(binary, "rb") as handle:
         if handle.read(4) != b"\x7fELF":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,16 @@ def test_an_interpreter_behind_a_shell_shim_is_refused(tmp_path: Path) -> None:
     script.write_text(f"#!{shim}\nimport cli.main\n")
     with pytest.raises(StartupError, match="shim"):
         interpreter_of(script)
+
+
+def test_the_interpreter_of_an_env_shebang_is_looked_up_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_binary = os.path.realpath(sys.executable)
+    (tmp_path / "venv-python").symlink_to(real_binary)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    script = tmp_path / "esi-cli"
+    script.write_text("#!/usr/bin/env venv-python\nimport cli.main\n")
+    interpreter = interpreter_of(script)
+    assert interpreter.path == str(tmp_path / "venv-python")
+    assert interpreter.binary == real_binary
