@@ -136,6 +136,12 @@ class VaultProvider:
 
     def read(self, key: str) -> Mapping[str, Any]:
         """The data map of the secret at ``key``."""
+        try:
+            return self._read_secret(key)
+        except _PermissionDenied as denied:
+            raise StoreError(denied.detail) from None  # the internal class stays inside
+
+    def _read_secret(self, key: str) -> Mapping[str, Any]:
         path = self._store.data_path(key)
         token = self._valid_token()
         try:

@@ -134,6 +134,7 @@ def test_path_denied_by_policy_is_a_store_error_not_a_value(bao: OpenBao, tmp_pa
     assert provider.read("app/settings") == SETTINGS
     with pytest.raises(StoreError) as denied:
         provider.read("db-credentials")
+    assert type(denied.value) is StoreError
     assert denied.value.status == 502
     assert "permission denied" in denied.value.detail
     assert token not in str(denied.value)
