@@ -82,14 +82,22 @@ def condition(status: bool, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+def rejected_status(kind: str, name: str, rejected: Sequence[str]) -> dict[str, Any] | None:
+    """Status of an object that is not in the configuration in force: Ready False when the last batch
+    was rejected (with this object's own problems if it has any); None while its change is only pending."""
+    if not rejected:
+        return None
+    mine = problems_of(rejected, kind, name)
+    message = "; ".join(mine) or "not loaded: the configuration change it belongs to was rejected"
+    return {"conditions": [condition(False, "Rejected", message)]}
+
+
 def federation_status(
     name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str], view: KeyView | None
-) -> dict[str, Any]:
-    """The desired status of KubernetesFederation ``name``."""
-    mine = problems_of(rejected, "KubernetesFederation", name)
+) -> dict[str, Any] | None:
+    """The desired status of KubernetesFederation ``name`` (None: not loaded yet, nothing to say)."""
     if name not in config.federations:
-        message = "; ".join(mine) or "not part of the configuration in force (it was rejected)"
-        return {"conditions": [condition(False, "Rejected", message)]}
+        return rejected_status("KubernetesFederation", name, rejected)
     keys = sorted(view.keys, key=lambda k: k.kid) if view else []
     status: dict[str, Any] = {
         "keys": [key_entry(k) for k in keys],
@@ -110,12 +118,10 @@ def federation_status(
 
 def authorization_status(
     name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str]
-) -> dict[str, Any]:
-    """The desired status of Authorization ``name``."""
+) -> dict[str, Any] | None:
+    """The desired status of Authorization ``name`` (None: not loaded yet, nothing to say)."""
     if name not in {grant.name for grant in config.grants}:
-        mine = problems_of(rejected, "Authorization", name)
-        message = "; ".join(mine) or "not part of the configuration in force (it was rejected)"
-        return {"conditions": [condition(False, "Rejected", message)]}
+        return rejected_status("Authorization", name, rejected)
     mine = problems_of(problems, "Authorization", name)
     if mine:
         return {"conditions": [condition(False, "InvalidReference", "; ".join(mine))]}
@@ -248,10 +254,12 @@ class StatusWriter:
         plural: str,
         name: str,
         obj: Mapping[str, Any],
-        desired: dict[str, Any],
+        desired: dict[str, Any] | None,
         *,
         now: float,
     ) -> None:
+        if desired is None:
+            return
         observed = field_map(obj, "status")
         if not needs_write(desired, observed):
             return

@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.config.holder import ConfigHolder
 from federation.config.kube_api import KubeApi, KubeApiError, field_map
@@ -34,6 +34,9 @@ from federation.errors import ConfigurationError
 from federation.jwks import JwksRegistry
 from federation.settings import Settings
 from federation.stores.registry import referenced_secrets
+
+if TYPE_CHECKING:
+    from federation.status import StatusWriter
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +201,7 @@ class KubernetesSource:
         self.problems: list[str] = []
         self._fetched = SecretSelection()
         self._watchers: list[ResourceWatcher] = []
-        self._status: Any = None
+        self._status: StatusWriter | None = None
         self._rebuilder = threading.Thread(target=self._rebuild_loop, name="kube-config-rebuild", daemon=True)
 
     def start(self) -> None:
@@ -223,6 +226,11 @@ class KubernetesSource:
             self._status.stop()
         if self._api is not None:
             self._api.close()
+
+    @property
+    def status_writer(self) -> StatusWriter | None:
+        """This worker's status writer (None without a key registry to report on)."""
+        return self._status
 
     @property
     def listed(self) -> bool:

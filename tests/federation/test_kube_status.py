@@ -1,0 +1,156 @@
+"""Kubernetes mode: status of KubernetesFederations and Authorizations, written by the Lease holder only."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.app import create_app
+from federation.settings import Settings
+from tests.federation.kube_helpers import (
+    AUTHORIZATIONS,
+    FEDERATIONS,
+    LEASE_NAMESPACE,
+    LEASES,
+    EmulatedCluster,
+    KubeStack,
+    kube_stack,
+    lease_holder,
+    ready_condition,
+    status_of,
+    wait_until,
+)
+from tests.stack import CLUSTER, authorization
+
+pytestmark = pytest.mark.slow
+
+LEASE = LEASES.format(namespace=LEASE_NAMESPACE)
+GRANT = AUTHORIZATIONS + "/allow-alpha-monitoring"
+
+
+@pytest.fixture
+def cluster() -> Iterator[EmulatedCluster]:
+    """An empty cluster-main API server."""
+    with EmulatedCluster() as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def stack(tmp_path: Path, cluster: EmulatedCluster) -> Iterator[KubeStack]:
+    """The federation server in Kubernetes mode, seeded with the walkthrough's resources."""
+    with kube_stack(tmp_path, cluster=cluster) as running:
+        yield running
+
+
+def _ready(cluster: EmulatedCluster, path: str) -> dict[str, object]:
+    condition = ready_condition(status_of(cluster, path))
+    return condition or {}
+
+
+def test_a_federation_reports_ready_with_its_keys_and_last_refresh(stack: KubeStack) -> None:
+    path = FEDERATIONS + "/" + CLUSTER
+    wait_until(lambda: _ready(stack.cluster, path).get("status") == "True")
+    status = status_of(stack.cluster, path)
+    published = {key.kid for key in stack.issuer.tokens.keys}
+    assert {key["kid"] for key in status["keys"]} == published
+    assert all(key["kty"] == "RSA" and key["thumbprint"] for key in status["keys"])
+    assert status["lastRefreshTime"].endswith("Z")
+    assert _ready(stack.cluster, path)["reason"] == "KeysLoaded"
+    assert _ready(stack.cluster, path)["lastTransitionTime"]
+
+
+def test_an_authorization_reports_ready(stack: KubeStack) -> None:
+    wait_until(lambda: _ready(stack.cluster, GRANT).get("status") == "True")
+    assert _ready(stack.cluster, GRANT)["reason"] == "Valid"
+
+
+def test_an_authorization_naming_a_missing_store_or_federation_is_not_ready(stack: KubeStack) -> None:
+    stack.cluster.create(
+        AUTHORIZATIONS, authorization("to-nowhere", stores=["vault-gone"], federation="gone")
+    )
+    path = AUTHORIZATIONS + "/to-nowhere"
+    wait_until(lambda: _ready(stack.cluster, path).get("status") == "False")
+    message = str(_ready(stack.cluster, path)["message"])
+    assert "vault-gone" in message
+    assert "'gone'" in message
+    assert _ready(stack.cluster, path)["reason"] == "InvalidReference"
+
+
+def test_a_federation_whose_keys_cannot_be_fetched_is_not_ready(stack: KubeStack) -> None:
+    manifest = stack.issuer.federation_manifest("unreachable")
+    manifest["spec"]["url"] = "https://127.0.0.1:1"
+    stack.cluster.create(FEDERATIONS, manifest)
+    path = FEDERATIONS + "/unreachable"
+    wait_until(lambda: _ready(stack.cluster, path).get("status") == "False", timeout=10)
+    assert _ready(stack.cluster, path)["reason"] == "KeysUnavailable"
+    assert status_of(stack.cluster, path)["keys"] == []
+
+
+def test_a_rejected_authorization_says_why(stack: KubeStack) -> None:
+    broken = authorization("broken")
+    broken["spec"]["subject"]["oidc"]["subject"] = "not-a-service-account"
+    stack.cluster.create(AUTHORIZATIONS, broken)
+    path = AUTHORIZATIONS + "/broken"
+    wait_until(lambda: _ready(stack.cluster, path).get("reason") == "Rejected")
+    assert "system:serviceaccount" in str(_ready(stack.cluster, path)["message"])
+
+
+def test_nothing_is_written_while_another_replica_holds_the_lease(
+    tmp_path: Path, cluster: EmulatedCluster
+) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    cluster.create(
+        LEASE,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "esi-federation-status", "namespace": LEASE_NAMESPACE},
+            "spec": {"holderIdentity": "other-replica", "leaseDurationSeconds": 3600, "renewTime": now},
+        },
+    )
+    with kube_stack(tmp_path, cluster=cluster) as running:
+        time.sleep(1.5)  # three status rounds of the test settings
+        assert cluster.count("PATCH", GRANT + "/status") == 0
+        assert lease_holder(cluster) == "other-replica"
+        assert running.source.status_writer.writes == 0
+        # The other replica stops renewing: its lease runs out and this worker takes over.
+        cluster.patch(
+            LEASE + "/esi-federation-status", {"spec": {"renewTime": "2000-01-01T00:00:00.000000Z"}}
+        )
+        wait_until(lambda: cluster.count("PATCH", GRANT + "/status") >= 1)
+        assert lease_holder(cluster) == running.source.status_writer.lease.identity
+
+
+def test_only_the_lease_holder_writes_and_another_worker_takes_over(tmp_path: Path, stack: KubeStack) -> None:
+    first = stack.source.status_writer
+    wait_until(lambda: lease_holder(stack.cluster) == first.lease.identity)
+    settings = Settings(
+        kubernetes=True,
+        kubeconfig=stack.cluster.write_kubeconfig(tmp_path / "second-kubeconfig"),
+        lease_namespace=LEASE_NAMESPACE,
+        lease_duration=3.0,
+        status_interval=0.5,
+    )
+    second_app = create_app(settings)
+    second = second_app.extensions["esi.source"]
+    try:
+        assert second_app.extensions["esi.service"].holder.wait_ready(10)
+        stack.cluster.create(AUTHORIZATIONS, authorization("written-by-the-holder"))
+        path = AUTHORIZATIONS + "/written-by-the-holder"
+        wait_until(lambda: _ready(stack.cluster, path).get("status") == "True")
+        time.sleep(1.0)
+        assert second.status_writer.writes == 0
+        assert not second.status_writer.lease.held
+        assert lease_holder(stack.cluster) == first.lease.identity
+
+        stack.source.stop()
+        wait_until(lambda: lease_holder(stack.cluster) == second.status_writer.lease.identity, timeout=10)
+        stack.cluster.create(AUTHORIZATIONS, authorization("written-after-the-takeover"))
+        taken_over = AUTHORIZATIONS + "/written-after-the-takeover"
+        wait_until(lambda: _ready(stack.cluster, taken_over).get("status") == "True")
+        assert second.status_writer.writes >= 1
+    finally:
+        second.stop()
