@@ -1,9 +1,9 @@
-"""The federation server's HTTP API, over the standard library's ``http.client`` and ``ssl``.
+"""The federation server's HTTP API, over the standard library's ``socket`` and ``ssl`` (``http11``).
 
 One call = attempts until a final answer or until the total ``timeout`` is spent. Connection errors
 and 429/502/503/504 are retried with exponential backoff and jitter, honouring ``Retry-After``;
 every other status is final. TLS is always verified: with the configured server CA, else the system
-trust store. ``http.client`` and ``ssl`` are imported only when a request is made, so ``version``,
+trust store. ``ssl`` and the HTTP code are imported only when a request is made, so ``version``,
 ``--help`` and usage errors never pay for them.
 """
 
@@ -118,8 +118,9 @@ class FederationClient:
         return delay if delay > 0 else None
 
     def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> Answer:
-        import http.client  # noqa: PLC0415 - deferred: heavy, and only needed once a request is made
-        import ssl  # noqa: PLC0415
+        import ssl  # noqa: PLC0415 - deferred: only needed once a request is made
+
+        from cli import http11  # noqa: PLC0415
 
         base = self.connection.server
         server = urlsplit(base)
@@ -130,28 +131,31 @@ class FederationClient:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPSConnection(server.netloc, timeout=timeout, context=self._tls_context())
+        request = http11.build_request(method, server.netloc, server.path.rstrip("/") + path, headers, body)
         try:
-            connection.request(method, server.path.rstrip("/") + path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read(MAX_RESPONSE_BYTES + 1)
-            if len(data) > MAX_RESPONSE_BYTES:
-                raise CliError(f"the answer from {base} is larger than {MAX_RESPONSE_BYTES} bytes")
-            return Answer(
-                response.status,
-                response.getheader("Content-Type", ""),
-                parse_retry_after(response.getheader("Retry-After")),
-                data,
+            response = http11.exchange(
+                server.hostname or "",
+                server.port or 443,
+                request,
+                timeout=timeout,
+                context=self._tls_context(),
+                max_body=MAX_RESPONSE_BYTES,
             )
         except ssl.SSLCertVerificationError as exc:
             raise UsageError(
                 f"the TLS certificate of {base} is not trusted ({exc.verify_message}); "
                 "check --server-ca-file / ESI_SERVER_CA_FILE / ESI_SERVER_CA"
             ) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except http11.TooLargeError as exc:
+            raise CliError(f"{base}: {exc}") from None
+        except (OSError, http11.ProtocolError) as exc:
             raise _RetryableError(f"{type(exc).__name__}: {exc}") from None
-        finally:
-            connection.close()
+        return Answer(
+            response.status,
+            response.headers.get("content-type", ""),
+            parse_retry_after(response.headers.get("retry-after")),
+            response.body,
+        )
 
     def _token(self) -> str:
         # Read on every attempt: the kubelet rotates the projected token file in place.
@@ -205,7 +209,8 @@ def parse_retry_after(value: str | None) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text)
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - http.client has loaded it already
+    # Rare (servers send seconds), so the date parser loads only for it.
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415
 
     try:
         when = parsedate_to_datetime(text)

@@ -18,6 +18,8 @@ esac
 
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
+# A private PyInstaller cache: builds running side by side (tests, benchmarks) never share or clean one.
+export PYINSTALLER_CONFIG_DIR="${PYINSTALLER_CONFIG_DIR:-${work}/config}"
 
 # The same entry point as the console script `esi-cli = "cli.main:main"`.
 cat >"${work}/esi-cli.py" <<'PY'
@@ -30,7 +32,7 @@ PY
 
 # esi-cli imports only the standard library; the excludes keep anything else from slipping in.
 "${python}" -m PyInstaller \
-  --noconfirm --clean --onedir --log-level WARN \
+  --noconfirm --onedir --log-level WARN \
   --name esi-cli \
   --paths "${root}" \
   --distpath "${work}/dist" --workpath "${work}/build" --specpath "${work}" \

@@ -60,6 +60,7 @@ class StubFederation:
     requests: list[Recorded] = field(default_factory=list)
     script: deque[Scripted] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    chunked: bool = False  # answer 200s with Transfer-Encoding: chunked instead of Content-Length
 
     def answer_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` when given)."""
@@ -158,6 +159,13 @@ def _handler_for(state: StubFederation) -> type[BaseHTTPRequestHandler]:
             data = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if state.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = len(data) // 2
+                for chunk in (data[:half], data[half:], b""):
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                return
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -396,3 +396,14 @@ def test_installing_into_a_bin_dir_needs_the_self_contained_build(
     assert "self-contained build" in str(result.log_lines()[-1]["message"])
     assert not (tmp_path / "bin").exists()
     assert stub.requests == []
+
+
+def test_a_chunked_answer_is_read_whole(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], secrets_dir: Path
+) -> None:
+    stub.chunked = True
+
+    result = run_cli("fetch", *connect_args, "--file", "x=vault-prod:api-keys.service-a-token")
+
+    assert result.exit_code == 0
+    assert holds(secrets_dir / "x", stub_value(stub, "api-keys", "service-a-token"))
