@@ -147,7 +147,7 @@ class VaultProvider:
         try:
             body = self._read(path, token, key)
         except _PermissionDenied:
-            body = self._read(path, self._token_after_denial(token), key)
+            body = self._read(path, self._token_after_denial(token, key), key)
         return self._secret_data(body, key)
 
     def close(self) -> None:
@@ -181,7 +181,7 @@ class VaultProvider:
                 self._token = self._renewed(self._token)
             return self._token
 
-    def _token_after_denial(self, denied: _Token) -> _Token:
+    def _token_after_denial(self, denied: _Token, key: str) -> _Token:
         """The token to retry a denied read with; ``StoreError`` when the policy itself denies it."""
         with self._lock:
             if self._token is not None and self._token is not denied:
@@ -190,7 +190,7 @@ class VaultProvider:
                 log.info("vault store %r: token no longer valid, logging in again", self._store.name)
                 self._token = self._obtain_token()
                 return self._token
-        raise StoreError(f"vault store {self._store.name!r}: permission denied")
+        raise StoreError(f"vault store {self._store.name!r}: permission denied to read key {key!r}")
 
     def _still_valid(self, token: _Token) -> bool:
         try:
