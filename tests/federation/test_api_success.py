@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
-from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, post_secrets
+from tests.federation.conftest import TEAM_READER
+from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, get, post_secrets
 from tests.stack import CLUSTER, SUBJECT, FederationStack
 
 
@@ -70,16 +71,8 @@ def test_cluster_hint_naming_another_cluster_is_refused(shared_stack: Federation
 
 
 def test_whoami_reports_the_identity_and_its_grants(shared_stack: FederationStack) -> None:
-    import requests  # noqa: PLC0415
-
     stack = shared_stack
-    token = stack.mint(pod_name="prometheus-0")
-    response = requests.get(
-        stack.url + "/v1/whoami",
-        headers={"Authorization": f"Bearer {token}"},
-        verify=str(stack.server_ca_file),
-        timeout=10,
-    )
+    response = get(stack, "/v1/whoami", stack.mint(pod_name="prometheus-0"))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["identity"]["subject"] == SUBJECT
@@ -87,3 +80,15 @@ def test_whoami_reports_the_identity_and_its_grants(shared_stack: FederationStac
     assert body["allowed"] == [
         {"authorization": "allow-alpha-monitoring", "stores": ["vault-prod"], "secrets": ["*"]}
     ]
+
+
+def test_whoami_lists_the_key_patterns_of_a_limited_grant(shared_stack: FederationStack) -> None:
+    token = shared_stack.mint(service_account=TEAM_READER.rsplit(":", 1)[1])
+    allowed = get(shared_stack, "/v1/whoami", token).json()["allowed"]
+    assert allowed == [
+        {"authorization": "allow-alpha-team-a", "stores": ["team-store"], "secrets": ["team-a/*"]}
+    ]
+
+
+def test_whoami_without_a_token_is_a_401(shared_stack: FederationStack) -> None:
+    assert get(shared_stack, "/v1/whoami").status_code == 401
