@@ -77,3 +77,10 @@ def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) 
             if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
                 total += sample.value
     return total
+
+
+def register(stack: FederationStack, filename: str, *documents: Mapping[str, Any]) -> None:
+    """Write a manifest file and wait until the server has loaded it."""
+    since = stack.reload_count()
+    stack.write(filename, *documents)
+    stack.wait_for_reload(since)
