@@ -41,6 +41,7 @@ class Kubelet:
         self.volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
         self.stack = stack
         self.token = token
+        self.path = f"{BIN}:/usr/bin:/bin"
 
     def volume_dir(self, name: str) -> Path:
         """The directory backing volume ``name``, filled like kubelet fills a projected token volume."""
@@ -55,7 +56,7 @@ class Kubelet:
     def run(self, container: dict[str, Any], command: list[str]) -> subprocess.CompletedProcess[str]:
         """Run ``command`` with ``container``'s env, its mount paths rewritten to the volume directories."""
         mounts = {mount["mountPath"]: self.volume_dir(mount["name"]) for mount in container["volumeMounts"]}
-        env = {"PATH": f"{BIN}:/usr/bin:/bin", "ESI_TIMEOUT": "20s"}
+        env = {"PATH": self.path, "ESI_TIMEOUT": "20s"}
         for variable in container["env"]:
             env[variable["name"]] = self.rewrite(variable["value"], mounts)
         return subprocess.run(
@@ -147,3 +148,39 @@ def test_esi_init_of_a_service_account_without_grant_stops_the_pod(
 
     assert done.returncode == 3
     assert os.listdir(kubelet.volume_dir("esi-secrets")) == []
+
+
+def test_the_seed_pod_runs_for_real_with_the_self_contained_esi_cli(
+    federation_stack: FederationStack, tmp_path: Path
+) -> None:
+    # The esi-init image: the one-folder esi-cli build, first on PATH, as `esi-cli` of the image.
+    image = tmp_path / "image" / "esi-cli"
+    build = subprocess.run(
+        [str(REPO_ROOT / "hack" / "build-esi-cli.sh"), str(image)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    pod = mutate(seed_pod(), federation_stack)
+    kubelet = Kubelet(tmp_path / "volumes", pod, federation_stack, federation_stack.mint())
+    kubelet.path = f"{image}:/usr/bin:/bin"
+
+    init = esi_init(pod)
+    done = kubelet.run(init, init["command"])
+    assert done.returncode == 0, done.stderr
+    assert (kubelet.volume_dir("esi-bin") / "esi-cli").is_file()
+
+    app = pod["spec"]["containers"][0]
+    mounts = {mount["mountPath"]: kubelet.volume_dir(mount["name"]) for mount in app["volumeMounts"]}
+    wrapper = [Kubelet.rewrite(app["command"][0], mounts), *app["command"][1:3]]
+    done = kubelet.run(app, [*wrapper, sys.executable, "-c", APP, "MY_APP_DB_PASSWORD"])
+
+    assert done.returncode == 0, done.stderr
+    expected = hashlib.sha256(federation_stack.values["password"].encode()).hexdigest()
+    assert done.stdout.strip().splitlines()[-1] == expected
+    matches = (kubelet.volume_dir("esi-secrets") / "service-a.token").read_text() == federation_stack.values[
+        "service-a-token"
+    ]
+    assert matches
