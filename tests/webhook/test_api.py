@@ -166,3 +166,10 @@ def test_review_logs_are_json_lines_without_values_or_references(
         assert "\n" not in line
         assert "db-credentials" not in line
         assert "MIIB" not in line
+
+
+def test_a_pod_marked_injected_gets_an_empty_answer_even_with_bad_annotations(client: FlaskClient) -> None:
+    marked = pod({**FILES, P + "status": "injected", P + "file-mode": "not a mode"})
+    body = post_review(client, review(marked)).get_json()["response"]
+    assert body["allowed"] is True
+    assert "patch" not in body

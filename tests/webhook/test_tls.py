@@ -83,3 +83,12 @@ def test_a_pair_that_does_not_load_keeps_the_last_good_context(tmp_path: Path) -
 def test_missing_files_fail_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot load TLS certificate"):
         ReloadingContext(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+
+
+def test_the_files_are_looked_at_no_more_than_once_per_interval(tmp_path: Path) -> None:
+    old_ca, new_ca = create_ca("old"), create_ca("new")
+    files = write_tls_files(tmp_path, old_ca, old_ca.issue(["127.0.0.1"]))
+    reloading = ReloadingContext(str(files.cert_file), str(files.key_file), check_interval=3600)
+    first = reloading.context()
+    replace_files(tmp_path, new_ca, files.cert_file, files.key_file)
+    assert reloading.context() is first
