@@ -94,6 +94,8 @@ def test_no_value_and_no_token_is_logged_and_each_request_is_audited_once(
         "vault-prod:db-credentials",
     ]
     assert isinstance(first["latency_ms"], float | int)
+    assert first["time"].startswith("20")
+    assert first["stores"] == ["vault-prod"]
 
 
 def test_health_and_metrics_requests_write_no_audit_line(

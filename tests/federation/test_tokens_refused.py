@@ -146,6 +146,8 @@ BAD_TOKENS: dict[str, Callable[[FederationStack], str]] = {
     "wrong aud": _wrong_audience,
     "extra aud": _extra_audience,
     "legacy token": _legacy,
+    "no exp": lambda stack: _signed(stack, exp=None),
+    "no iat": lambda stack: _signed(stack, iat=None),
     "no kid": _no_kid,
     "unknown kid": _unknown_kid,
     "known kid, unpublished key": _published_kid_but_unpublished_key,
