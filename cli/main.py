@@ -56,7 +56,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def __init__(
         self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
-    ):
+    ) -> None:
         super().__init__(prog, indent_increment, max_help_position, width or _terminal_width() - 2)
 
 
