@@ -161,6 +161,18 @@ def test_metrics_add_up_the_requests_of_both_workers(served: Served) -> None:
     assert len(list(served.metrics_dir.glob("counter_*.db"))) == 2  # one file per worker process
 
 
+def test_bodies_over_64_kib_are_refused_chunked_or_not(served: Served) -> None:
+    padded = json.dumps({"secrets": THREE_SECRETS}).encode().ljust(64 * 1024 + 10)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {served.mint()}"}
+    for data in (padded, (padded[i : i + 8192] for i in range(0, len(padded), 8192))):
+        response = requests.post(
+            served.url + "/v1/secrets", data=data, headers=headers, verify=served.ca_file, timeout=30
+        )
+        with served.counting:
+            served.secrets_requests += 1
+        assert response.status_code == 413
+
+
 def test_throughput_of_three_secrets_with_rs256(
     served: Served, record_property: pytest.RecordProperty
 ) -> None:
