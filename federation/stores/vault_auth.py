@@ -108,11 +108,9 @@ def _kubernetes(where: str, config: Mapping[str, Any], secrets: _SecretReader, s
             "server's own ServiceAccount token"
         )
     if config.get("secretRef") is not None:
-        # ESO's default key for a ServiceAccount token Secret.
-        selector = config["secretRef"]
-        if isinstance(selector, dict):
-            selector = {"key": "token", **selector}
-        read_jwt = secrets.reader(selector, "auth.kubernetes.secretRef")
+        # ESO defaults the key to "token"; here it must be written out, because the server loads (and
+        # watches, in Kubernetes mode) only the Secrets whose key a store names.
+        read_jwt = secrets.reader(config["secretRef"], "auth.kubernetes.secretRef")
     else:
         read_jwt = functools.partial(_own_token, where, settings.service_account_token_file)
     return Login(

@@ -169,7 +169,7 @@ def test_kubernetes_auth_with_the_servers_own_token(vault: Vault, tmp_path: Path
     assert token_file.read_text() in vault.review.reviews
 
 
-def test_kubernetes_auth_with_a_secret_ref_defaults_to_the_token_key(vault: Vault) -> None:
+def test_kubernetes_auth_with_a_secret_ref(vault: Vault) -> None:
     token = vault.signer.token(FEDERATION)
     vault.review.accounts[token] = FEDERATION
     source = ConfigSource({"esi-federation-token": {"token": token}})
@@ -177,7 +177,7 @@ def test_kubernetes_auth_with_a_secret_ref_defaults_to_the_token_key(vault: Vaul
         "kubernetes": {
             "mountPath": "kubernetes",
             "role": "federation",
-            "secretRef": {"name": "esi-federation-token", "namespace": "external-secrets"},
+            "secretRef": secret_ref("esi-federation-token", "token"),
         }
     }
     provider = vault_provider(vault.bao.address, auth, source, path="secret")
@@ -300,6 +300,7 @@ def test_renewable_static_token_is_renewed(vault: Vault) -> None:
         ({"appRole": {"secretRef": secret_ref("approle", "secret-id")}}, "roleId and roleRef"),
         ({"jwt": {"secretRef": secret_ref("jwt", "token")}}, r"auth\.jwt\.role is required"),
         ({"jwt": {"role": "r", "kubernetesServiceAccountToken": {}}}, "TokenRequest"),
+        ({"kubernetes": {"role": "r", "secretRef": {"name": "sa", "namespace": "ns"}}}, "needs key"),
     ],
 )
 def test_auth_spec_that_cannot_work_is_explained(vault: Vault, auth: dict[str, Any], message: str) -> None:
