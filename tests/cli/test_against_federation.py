@@ -25,12 +25,12 @@ print(json.dumps({name: name in os.environ for name in names}))
 
 
 def environment(stack: FederationStack, token_file: Path, **extra: str) -> dict[str, str]:
-    """esi-init's environment, as the webhook renders it, pointed at the stack."""
+    """esi-init's environment, as the webhook renders it (server CA as PEM text), pointed at the stack."""
     return {
         "ESI_SERVER": stack.url,
         "ESI_TOKEN_FILE": str(token_file),
         "ESI_CA_FILE": str(stack.ca_file),
-        "ESI_SERVER_CA_FILE": str(stack.server_ca_file),
+        "ESI_SERVER_CA": stack.server_ca_file.read_text(),
         "ESI_CLUSTER": stack.cluster,
         "ESI_STORE": stack.store,
         "ESI_TIMEOUT": "20s",

@@ -296,7 +296,7 @@ def test_a_server_down_until_the_timeout_exits_5_with_retries_in_the_log(
 
     elapsed = time.monotonic() - started
     assert result.exit_code == 5
-    assert 1.5 <= elapsed < 4
+    assert 1.5 <= elapsed < 6
     retries = [line for line in result.log_lines() if line["event"] == "retry"]
     assert len(retries) >= 3
     assert all("ConnectionRefusedError" in str(line["reason"]) for line in retries)
