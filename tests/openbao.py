@@ -150,8 +150,12 @@ class OpenBao:
             env=env,
         )
         log.close()
-        self._wait_healthy()
-        self.wait_kv_ready("secret")
+        try:
+            self._wait_healthy()
+            self.wait_kv_ready("secret")
+        except BaseException:
+            self.stop()  # a server that failed to come up is never left running
+            raise
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit."""
