@@ -166,6 +166,9 @@ class FederationClient:
             raise UsageError(f"cannot read token file {self.connection.token_file}: {exc}") from None
         if not token:
             raise UsageError(f"token file {self.connection.token_file} is empty")
+        if not token.isascii() or not token.isprintable() or " " in token:
+            # A JWT is one printable ASCII word; anything else would break (or inject into) the header.
+            raise UsageError(f"token file {self.connection.token_file} does not hold a single bearer token")
         return token
 
     def _tls_context(self) -> ssl.SSLContext:

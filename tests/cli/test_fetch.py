@@ -407,3 +407,16 @@ def test_a_chunked_answer_is_read_whole(
 
     assert result.exit_code == 0
     assert holds(secrets_dir / "x", stub_value(stub, "api-keys", "service-a-token"))
+
+
+@pytest.mark.parametrize("content", ["", "  \n", "two\nlines", "with space", "tab\there"])
+def test_a_token_file_without_one_bearer_token_is_a_usage_error(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], token_file: Path, content: str
+) -> None:
+    token_file.write_text(content)
+
+    result = run_cli("fetch", *connect_args, "--file", "x=vault-prod:api-keys.service-a-token")
+
+    assert result.exit_code == 2
+    assert str(token_file) in str(result.log_lines()[-1]["message"])
+    assert stub.requests == []
