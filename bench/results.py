@@ -176,7 +176,23 @@ def format_table(results: Mapping[str, Any]) -> str:
     lines.append("cpu ratio: the baseline's server CPU time per request over the measured one's")
     lines.append(f"machine: {results['machine']}")
     lines.append("targets missed: " + (", ".join(missed) if missed else "none"))
+    failures = _failures(results)
+    if failures:
+        lines.append("requests that failed (non-2xx or transport errors): " + ", ".join(failures))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _failures(results: Mapping[str, Any]) -> list[str]:
+    blocks = {
+        "webhook": results["webhook"],
+        **{f"federation {k}": v for k, v in results["federation"].items()},
+    }
+    failures = []
+    for name, block in blocks.items():
+        details = block.get("details", {})
+        if details.get("failed") or details.get("baseline_failed"):
+            failures.append(f"{name} {details['failed']}, its baseline {details['baseline_failed']}")
+    return failures
 
 
 def _compared(target: Throughput, baseline: Throughput) -> dict[str, Any]:

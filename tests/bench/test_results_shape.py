@@ -89,6 +89,11 @@ def test_a_missed_target_is_reported_not_raised() -> None:
     assert "targets missed: store reads, burst of 100" in format_table(results)
 
 
+def test_failed_requests_are_called_out_under_the_table() -> None:
+    table = format_table(build_results(synthetic()))
+    assert "requests that failed (non-2xx or transport errors): federation openbao 1, its baseline 0" in table
+
+
 def test_shape_check_names_what_is_missing_or_not_a_number() -> None:
     results = build_results(synthetic())
     del results["federation"]["openbao"]["p99_ms"]
