@@ -13,9 +13,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -183,8 +182,3 @@ class TokenReviewServer:
                 """Silent: the default writes every request to stderr."""
 
         return Handler
-
-
-def settings_with_token_file(token_file: Path, **overrides: Any) -> Settings:
-    """Settings whose own ServiceAccount token is ``token_file``."""
-    return replace(Settings(), service_account_token_file=token_file, **overrides)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from federation.errors import StoreError
+from federation.settings import Settings
 from federation.stores.vault import VaultProvider
 from tests.federation.conftest_vault import (
     ConfigSource,
@@ -19,7 +20,6 @@ from tests.federation.conftest_vault import (
     Signer,
     TokenReviewServer,
     secret_ref,
-    settings_with_token_file,
     vault_provider,
 )
 from tests.openbao import OpenBao, make_tls, running_openbao
@@ -163,7 +163,7 @@ def test_kubernetes_auth_with_the_servers_own_token(vault: Vault, tmp_path: Path
     vault.review.accounts[token_file.read_text()] = FEDERATION
     auth = {"kubernetes": {"role": "federation"}}
     provider = vault_provider(
-        vault.bao.address, auth, vault.source, settings_with_token_file(token_file), path="secret"
+        vault.bao.address, auth, vault.source, Settings(service_account_token_file=token_file), path="secret"
     )
     _read(provider)
     assert token_file.read_text() in vault.review.reviews
