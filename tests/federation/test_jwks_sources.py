@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
-from hack.sa_tokens import PodIdentity, TokenIssuer
+from hack.sa_tokens import PodIdentity, TokenIssuer, generate_signing_key
 from tests.federation.support import post_secrets, register
 from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack, authorization, running_stack
 
@@ -140,3 +140,20 @@ def test_the_server_audience_applies_when_a_federation_sets_none(tmp_path: Path)
         own.wait_for_reload(since)
         assert post_secrets(own, own.mint(audiences=["cluster-main"])).status_code == 200
         assert post_secrets(own, own.mint()).status_code == 401  # esi-federation is not the audience now
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "status"),
+    [
+        *[(algorithm, 200) for algorithm in ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384")],
+        *[(algorithm, 401) for algorithm in ("PS384", "PS512")],
+    ],
+)
+def test_the_allowed_algorithms_verify_and_no_others(
+    stack: FederationStack, clusters: ExitStack, algorithm: str, status: int
+) -> None:
+    name = f"alg-{algorithm.lower()}"
+    tokens = TokenIssuer(f"https://{name}.example", [generate_signing_key(algorithm)])
+    cluster = clusters.enter_context(ClientClusterIssuer(tokens))
+    register(stack, f"{name}.yaml", cluster.federation_manifest(name, [AUDIENCE]), _grant(cluster, name))
+    assert post_secrets(stack, _mint(cluster)).status_code == status
