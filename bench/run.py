@@ -1,6 +1,7 @@
 """``make bench``: every benchmark of DESIGN §12 in one run; prints a table and writes bench/results.json.
 
-.venv/bin/python -m bench.run            # the full run, about 3-4 minutes on 2 cores
+.venv/bin/python -m bench.run            # the full run: 2-3 minutes on 2 cores, a minute more to build
+                                         # the self-contained esi-cli when dist/esi-cli is missing or stale
 .venv/bin/python -m bench.run --quick    # a smoke run of a few seconds per part; numbers are rough
 """
 
@@ -95,7 +96,11 @@ def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measureme
                 "runs": cli.runs,
             },
             "jwks": jwks,
-            "store_burst": {**asdict(burst), "workers": federation_bench.WORKERS, "store": "vault-openbao"},
+            "store_burst": {
+                **asdict(burst),
+                "workers": federation_bench.WORKERS,
+                "store": manifests.OPENBAO_STORE,
+            },
             "load": {
                 "generator": "bench/loadgen.py: Python threads, one keep-alive HTTPS connection each",
                 "webhook": {**asdict(webhook_plan), "workers": webhook.workers, "threads": webhook.threads},
