@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -99,6 +100,31 @@ def test_error_messages_never_hold_credentials_or_values(bao: OpenBao) -> None:
     text = str(failed.value) + repr(failed.value.__cause__) + repr(failed.value.__context__)
     for forbidden in (SECRET_ID, bao.root_token, DB["password"]):
         assert forbidden not in text
+
+
+def test_logs_never_hold_tokens_credentials_or_values(
+    bao: OpenBao, provider: VaultProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert provider.read("db-credentials") == DB
+    first_token = provider._token.value if provider._token else ""
+    bao.client().sys.revoke_prefix("auth/approle/")
+    assert provider.read("db-credentials") == DB  # a re-login
+    second_token = provider._token.value if provider._token else ""
+    outside_policy = vault_provider(
+        bao.address, APP_ROLE, ConfigSource({"approle": {"secret-id": SECRET_ID}}), path="sys", version="v1"
+    )
+    with pytest.raises(StoreError, match="permission denied"):
+        outside_policy.read("policy/default")
+    refused = vault_provider(
+        bao.address, APP_ROLE, ConfigSource({"approle": {"secret-id": "wrong-" + SECRET_ID}}), path="secret"
+    )
+    with pytest.raises(StoreError):
+        refused.read("db-credentials")
+    assert "logging in again" in caplog.text
+    for forbidden in (first_token, second_token, SECRET_ID, bao.root_token, DB["password"]):
+        assert forbidden
+        assert forbidden not in caplog.text
 
 
 @pytest.mark.slow
