@@ -209,6 +209,11 @@ class StatusWriter:
         self._stop.set()
         self._wake.set()
 
+    def join(self, timeout: float) -> None:
+        """Wait for the writer thread to end (after ``stop``)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
     def wake(self) -> None:
         """Write soon (the configuration changed)."""
         self._wake.set()

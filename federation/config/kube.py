@@ -49,6 +49,7 @@ SECRETS = WatchedType("Secret", ("v1",), "secrets")
 WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS)
 # A burst of events (a kubectl apply of several files) is coalesced into one rebuild.
 COALESCE_SECONDS = 0.05
+STOP_JOIN_SECONDS = 2.0
 _KEPT_METADATA = ("name", "namespace")
 
 ObjectKey = tuple[str, str]
@@ -226,6 +227,11 @@ class KubernetesSource:
             self._status.stop()
         if self._api is not None:
             self._api.close()
+        # Briefly: a thread in the middle of a request ends with it (every request has a timeout).
+        for watcher in self._watchers:
+            watcher.join(STOP_JOIN_SECONDS)
+        if self._status is not None:
+            self._status.join(STOP_JOIN_SECONDS)
 
     @property
     def status_writer(self) -> StatusWriter | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp.web
+import kmock
 import requests
 import yaml
 from flask import Flask
@@ -96,13 +97,22 @@ class _Emulator(KubernetesEmulator):  # type: ignore[misc]
         return await super().__call__(raw_request)
 
     async def _replace(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        # kmock serves PATCH but not PUT; a Lease is written whole, so a merge of the whole object is
-        # a replacement. The write goes through the emulator's own PATCH path, so watches see it.
+        # kmock serves PATCH but not PUT. A Lease is written whole, so merging the whole object into
+        # the stored one replaces it; the change is published on the bus like the emulator's own.
         body = await raw_request.json()
-        async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:{raw_request.url.port}{raw_request.path}"
-            async with session.patch(url, json=body) as answer:
-                return aiohttp.web.json_response(await answer.json(), status=answer.status)
+        parts = raw_request.path.strip("/").split("/")
+        if len(parts) != 7 or parts[0] != "apis" or parts[3] != "namespaces":
+            return aiohttp.web.json_response({"kind": "Status", "code": 405}, status=405)
+        _, group, version, _, namespace, plural, name = parts
+        resource = kmock.resource(group, version, plural)
+        key = (resource, namespace, name)
+        async with self._lock:
+            if key not in self._objects or self._objects[key].deleted:
+                return aiohttp.web.json_response({"kind": "Status", "code": 404}, status=404)
+            self._objects[key].patch(body)
+            raw = self._objects[key].raw
+            await self._buses[resource].put({"type": "MODIFIED", "object": raw})
+        return aiohttp.web.json_response(raw)
 
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
         path = str(request.url.path)

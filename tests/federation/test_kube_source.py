@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from federation.config.kube import SecretSelection, referenced_selection
 from hack.client_issuer import ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer
 from tests.federation.kube_helpers import (
@@ -187,25 +186,3 @@ def test_only_referenced_secrets_are_kept_and_a_new_reference_is_read_at_once(st
     held = stack.app.extensions["esi.service"].holder.current.secrets
     assert ("shared", "db") in held
     assert ("team-a", "unrelated") not in held
-
-
-def test_referenced_selection_reads_federation_and_store_references() -> None:
-    federation = {
-        "kind": "KubernetesFederation",
-        "spec": {
-            "tokenSecretRef": {"name": "jwks-token", "namespace": "esi", "key": "token"},
-            "tokenReview": {"tokenSecretRef": {"name": "reviewer", "namespace": "esi", "key": "token"}},
-        },
-    }
-    vault = {
-        "kind": "ClusterSecretStore",
-        "spec": {
-            "provider": {
-                "vault": {"auth": {"tokenSecretRef": {"name": "vault", "namespace": "v", "key": "t"}}}
-            }
-        },
-    }
-    kube = {"kind": "ClusterSecretStore", "spec": {"provider": {"kubernetes": {}}}}
-    assert referenced_selection([federation, vault, kube]) == SecretSelection(
-        frozenset({("esi", "jwks-token"), ("esi", "reviewer"), ("v", "vault")}), frozenset({"default"})
-    )
