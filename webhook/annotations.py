@@ -218,7 +218,7 @@ def _parse_containers(annotations: Mapping[str, str]) -> tuple[str, ...] | None:
 def _parse_server(annotations: Mapping[str, str]) -> str | None:
     if SERVER not in annotations:
         return None
-    server = annotations[SERVER].strip()
+    server = annotations[SERVER].strip().rstrip("/")
     if (
         not server.startswith("https://")
         or len(server) == len("https://")

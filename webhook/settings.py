@@ -52,7 +52,12 @@ class Settings:
         object.__setattr__(
             self, "excluded_namespaces", frozenset(self.excluded_namespaces) | ALWAYS_EXCLUDED_NAMESPACES
         )
-        object.__setattr__(self, "allowed_server_urls", frozenset(self.allowed_server_urls))
+        # URLs are compared as text: "https://host/" and "https://host" name the same server.
+        object.__setattr__(
+            self, "allowed_server_urls", frozenset(url.rstrip("/") for url in self.allowed_server_urls)
+        )
+        if self.server_url is not None:
+            object.__setattr__(self, "server_url", self.server_url.rstrip("/"))
         self.validate()
 
     @property

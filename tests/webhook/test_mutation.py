@@ -268,3 +268,12 @@ def test_missing_arrays_are_created_and_existing_ones_appended_to() -> None:
         "/spec/containers/0/volumeMounts/-",
     }
     assert not [op for op in ops if op["op"] == "replace"]
+
+
+def test_server_urls_match_with_or_without_a_trailing_slash() -> None:
+    settings = make_settings(
+        server_url=SERVER_URL + "/", allowed_server_urls=frozenset({OTHER_SERVER_URL + "/"})
+    )
+    for url in (SERVER_URL, OTHER_SERVER_URL + "/"):
+        mutated = inject(pod({**FILES, P + "server": url}), settings)
+        assert env_of(by_name(mutated["spec"]["initContainers"], "esi-init"))["ESI_SERVER"] == url.rstrip("/")
