@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +115,10 @@ class VaultProvider:
         self._auth = auth
         self._clock = clock
         self._ca_file = _write_ca_file(store.ca_pem) if store.ca_pem else None
+        if self._ca_file is not None:
+            # Removed once nothing uses the provider any more: a read still running after close()
+            # may need the file to open a new connection.
+            weakref.finalize(self, _remove_file, self._ca_file)
         session = requests.Session()
         # The environment (proxies, REQUESTS_CA_BUNDLE) is read once here: requests would read it again
         # on every request, which costs about a third of a read's time.
@@ -151,11 +157,8 @@ class VaultProvider:
         return self._secret_data(body, key)
 
     def close(self) -> None:
-        """Close the connections and remove the CA file; the token is left to expire."""
+        """Close the connections; the token is left to expire, the CA file goes with the provider."""
         self._client.adapter.close()
-        if self._ca_file is not None:
-            os.unlink(self._ca_file)
-            self._ca_file = None
 
     def _read(self, path: str, token: _Token, key: str) -> Mapping[str, Any]:
         return self._call("get", path, token, f"read key {key!r}", key=key, namespace=self._store.namespace)
@@ -339,6 +342,11 @@ def _environment_ca_bundle() -> str | None:
 
 def _quote_path(path: str) -> str:
     return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _write_ca_file(pem: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,14 @@ def test_ca_bundle_of_another_ca_is_refused(bao: OpenBao, source: ConfigSource, 
         provider.read("db-credentials")
 
 
-def test_closing_the_provider_removes_its_ca_file(bao: OpenBao, source: ConfigSource) -> None:
+def test_ca_file_is_removed_when_the_provider_is_gone(bao: OpenBao, source: ConfigSource) -> None:
     provider = vault_provider(bao.tls_address, ROOT_AUTH, source, path="secret", caBundle=_ca_bundle(bao))
-    ca_file = provider._ca_file
-    assert ca_file is not None
-    assert Path(ca_file).exists()
+    ca_file = Path(provider._ca_file or "")
+    assert ca_file.read_bytes() == base64.b64decode(_ca_bundle(bao))
     provider.close()
-    assert not Path(ca_file).exists()
+    del provider
+    gc.collect()
+    assert not ca_file.exists()
 
 
 @pytest.mark.parametrize(
