@@ -221,3 +221,22 @@ def test_exec_splits_its_command_at_the_first_double_dash() -> None:
         ["app", "--", "-x"],
     )
     assert split_command(["fetch", "--file", "a=s:k"]) == (["fetch", "--file", "a=s:k"], [])
+
+
+def test_the_server_ca_file_variable_wins_over_the_pem_variable(token_path: str, tmp_path: Path) -> None:
+    server_ca = tmp_path / "server-ca.crt"
+    server_ca.write_text(PEM.replace("MIIB", "FROMFILE"))
+    environ = {"ESI_SERVER_CA_FILE": str(server_ca), "ESI_SERVER_CA": PEM}
+
+    connection = load_connection(values("--server", "https://s", "--token-file", token_path), environ)
+
+    assert connection.server_ca_pem is not None
+    assert "FROMFILE" in connection.server_ca_pem
+
+
+def test_an_unreadable_server_ca_file_is_a_usage_error(token_path: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read server CA file"):
+        load_connection(
+            values("--server", "https://s", "--token-file", token_path),
+            {"ESI_SERVER_CA_FILE": str(tmp_path / "missing.crt")},
+        )
