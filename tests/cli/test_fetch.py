@@ -420,3 +420,20 @@ def test_a_token_file_without_one_bearer_token_is_a_usage_error(
     assert result.exit_code == 2
     assert str(token_file) in str(result.log_lines()[-1]["message"])
     assert stub.requests == []
+
+
+def test_a_server_ca_that_is_not_a_valid_certificate_is_a_usage_error(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = [*connect_args]
+    args.remove("--server-ca-file")
+    args.remove(str(stub.server_ca_file))
+    monkeypatch.setenv(
+        "ESI_SERVER_CA", "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+    )
+
+    result = run_cli("fetch", *args, "--file", "x=vault-prod:api-keys.service-a-token")
+
+    assert result.exit_code == 2
+    assert "not a valid PEM certificate" in str(result.log_lines()[-1]["message"])
+    assert stub.requests == []
