@@ -93,7 +93,7 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
         assert len(env) == len(set(env)), f"{item['name']} sets an env var twice"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def cached_kubernetes_schemas() -> Iterator[None]:
     """kubernetes_validate re-reads its multi-megabyte schema files on every call; read each once."""
     with pytest.MonkeyPatch.context() as patch:
