@@ -8,6 +8,7 @@ live only in the new process's environment; nothing is written to disk.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from cli.errors import ExecFailedError
@@ -26,12 +27,21 @@ def exec_with_env(command: Sequence[str], added: Mapping[str, str]) -> NoReturn:
     environment = app_environment(os.environ, added, frozen=getattr(sys, "frozen", False))
     sys.stdout.flush()
     sys.stderr.flush()
+    _restore_default_signals()
     try:
         os.execvpe(command[0], list(command), environment)  # noqa: S606 - an argv, never a shell
     except FileNotFoundError:
         raise ExecFailedError(f"command {command[0]!r} not found", EXIT_NOT_FOUND) from None
     except OSError as exc:
         raise ExecFailedError(f"cannot run command {command[0]!r}: {exc.strerror}", EXIT_CANNOT_RUN) from None
+
+
+def _restore_default_signals() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ at start-up, and ignored signals survive execve: the application
+    # must start with the defaults, as it would without esi-cli (subprocess does the same for its children).
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def app_environment(current: Mapping[str, str], added: Mapping[str, str], frozen: bool) -> dict[str, str]:

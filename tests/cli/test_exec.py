@@ -174,3 +174,18 @@ def test_a_pip_installed_esi_cli_passes_its_environment_through_unchanged() -> N
         "_PYI_X": "kept",
         "A": "new",
     }
+
+
+def test_the_application_starts_with_default_signal_dispositions(
+    stub: StubFederation, connect_args: list[str]
+) -> None:
+    # Python ignores SIGPIPE; an exec'd command would inherit that unless esi-cli restores the default.
+    run = run_process(
+        [str(ESI_CLI), "exec", *connect_args, "--env", "A=vault-prod:api-keys.service-a-token",
+         "--", "cat", "/proc/self/status"]
+    )  # fmt: skip
+
+    assert run.exit_code == 0, run.stderr
+    (ignored,) = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("SigIgn:")]
+    assert int(ignored, 16) & (1 << (signal.SIGPIPE - 1)) == 0
+    assert int(ignored, 16) & (1 << (signal.SIGXFSZ - 1)) == 0
