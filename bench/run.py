@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extras = dict(measurements.extras)
     extras["load_average"] = {"start": load_at_start, "end": machine.load_average()}
     extras["duration_s"] = round(time.monotonic() - started, 1)
+    extras["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results = build_results(replace(measurements, extras=extras))
     problems = check_shape(results)
     if problems:
