@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from federation.app import create_app
+from federation.settings import Settings
 from tests.federation.support import get, metric_value, post_secrets
 from tests.stack import FederationStack, authorization
 
@@ -83,3 +86,22 @@ def test_fixing_the_broken_file_applies_the_pending_change(federation_stack: Fed
     assert post_secrets(stack, token).status_code == 200
     stack.remove("broken.yaml")
     assert _wait_for_status(stack, token, 403, timeout=5.0) < 5.0
+
+
+def test_readyz_is_503_until_a_first_configuration_loads(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "broken.yaml").write_text("kind: [\n", encoding="utf-8")
+    app = create_app(Settings(manifests_dir=manifests, reload_interval=0.1, insecure_http=True))
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/readyz").get_json() == {"status": "loading"}
+        (manifests / "broken.yaml").unlink()
+        deadline = time.monotonic() + 5
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/readyz").status_code == 200
+    finally:
+        app.extensions["esi.source"].stop()
