@@ -115,6 +115,7 @@ class OpenBao:
         self.root_token = secrets.token_urlsafe(24)
         self.audit_log = directory / "audit.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._starts = 0  # the log is appended to: the key of the latest start is the last one
 
     @property
     def address(self) -> str:
@@ -150,6 +151,7 @@ class OpenBao:
             env=env,
         )
         log.close()
+        self._starts += 1
         try:
             self._wait_healthy()
             self.wait_kv_ready("secret")
@@ -246,10 +248,14 @@ class OpenBao:
         raise RuntimeError(f"bao did not become healthy in {START_TIMEOUT} s")
 
     def _logged_unseal_key(self) -> str:
-        keys: list[str] = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
-        if not keys:
-            raise RuntimeError("bao logged no unseal key")
-        return keys[-1]
+        # Dev mode prints its banner after the listener already answers: wait for it.
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            keys: list[str] = re.findall(r"Unseal Key: (\S+)", (self.directory / "bao.log").read_text())
+            if len(keys) >= self._starts:
+                return keys[-1]
+            time.sleep(0.05)
+        raise RuntimeError("bao logged no unseal key")
 
 
 @contextmanager
