@@ -109,12 +109,14 @@ class FederationClient:
     def _delay(self, attempt: int, retry_after: float | None, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` when the deadline does not allow one."""
         remaining = deadline - self._clock()
-        if retry_after is not None:
-            # Never earlier than the server asked; spread a little so that pods do not return in step.
-            delay = retry_after * (1 + 0.1 * _jitter())
-            return delay if delay + MIN_ATTEMPT_SECONDS < remaining else None
         ceiling = min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1))
-        delay = min(ceiling * (0.5 + 0.5 * _jitter()), remaining - MIN_ATTEMPT_SECONDS)
+        backoff = ceiling * (0.5 + 0.5 * _jitter())
+        if retry_after is not None:
+            # Never earlier than the server asked, spread a little so that pods do not return in step,
+            # and never below the backoff (a "Retry-After: 0" must not turn into a busy loop).
+            delay = max(retry_after * (1 + 0.1 * _jitter()), backoff)
+            return delay if delay + MIN_ATTEMPT_SECONDS < remaining else None
+        delay = min(backoff, remaining - MIN_ATTEMPT_SECONDS)
         return delay if delay > 0 else None
 
     def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> Answer:

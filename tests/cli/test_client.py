@@ -104,7 +104,7 @@ def test_retry_after_sets_the_delay_but_never_shortens_it() -> None:
 
     first, second = client.clock.sleeps
     assert 7 <= first <= 7.7
-    assert second == 0
+    assert 0.25 <= second <= 0.5  # "Retry-After: 0" still backs off: no busy loop
 
 
 @pytest.mark.parametrize(
