@@ -133,6 +133,9 @@ def running_federation(env: Environment) -> Iterator[Federation]:
                 str(directory),
                 "--rate-limit",
                 str(RATE_LIMIT_PER_S),
+                # Every request reads the store (identical reads in flight are still merged).
+                "--store-cache-ttl",
+                "0",
                 *sizing,
             ],
             ready_path="/readyz",
