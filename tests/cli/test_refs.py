@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cli.durations import parse_duration
@@ -91,6 +91,7 @@ def representable_refs(draw: st.DrawFn) -> SecretRef:
     return SecretRef(store, key, prop)
 
 
+@settings(deadline=None)  # pure and fast; a loaded CI machine must not make it flaky
 @given(representable_refs())
 @example(SecretRef(None, "team/app.v2", "password"))
 @example(SecretRef("vault-prod", "a.b", "c.d"))
@@ -98,6 +99,7 @@ def test_render_then_parse_gives_the_same_reference(ref: SecretRef) -> None:
     assert parse_ref(ref.render()) == ref
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 @example("team/app.v2#password")
 @example("s:k.p:q")
@@ -109,6 +111,7 @@ def test_any_parsed_text_renders_to_a_text_that_parses_the_same(text: str) -> No
     assert parse_ref(ref.render()) == ref
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40), st.none() | st.sampled_from(["vault-prod", "kube"]))
 def test_parsing_never_fails_with_anything_but_a_reference_error(text: str, store: str | None) -> None:
     try:
