@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from federation.config.holder import ConfigHolder
 from federation.config.kube_api import KubeApi, KubeApiError, field_map
@@ -50,6 +51,7 @@ WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS)
 # A burst of events (a kubectl apply of several files) is coalesced into one rebuild.
 COALESCE_SECONDS = 0.05
 STOP_JOIN_SECONDS = 2.0
+SECRET_RETRY_SECONDS = 5.0
 _KEPT_METADATA = ("name", "namespace")
 
 ObjectKey = tuple[str, str]
@@ -201,6 +203,7 @@ class KubernetesSource:
         self.cache = ObjectCache(on_change=self._dirty.set)
         self.problems: list[str] = []
         self._fetched = SecretSelection()
+        self._unread_secrets = False
         self._watchers: list[ResourceWatcher] = []
         self._status: StatusWriter | None = None
         self._rebuilder = threading.Thread(target=self._rebuild_loop, name="kube-config-rebuild", daemon=True)
@@ -249,11 +252,12 @@ class KubernetesSource:
 
     def _rebuild_loop(self) -> None:
         while not self._stop.is_set():
-            self._dirty.wait()
+            # A referenced Secret that could not be read is tried again even if nothing else changes.
+            changed = self._dirty.wait(SECRET_RETRY_SECONDS if self._unread_secrets else None)
             if self._stop.wait(COALESCE_SECONDS):
                 return
             self._dirty.clear()
-            if self.listed:
+            if self.listed and (changed or self._unread_secrets):
                 self.rebuild()
 
     def rebuild(self) -> None:
@@ -276,27 +280,34 @@ class KubernetesSource:
         """Filter the Secrets to ``selection``; read the ones that were not kept so far."""
         self.cache.select_secrets(selection)
         assert self._api is not None
+        self._unread_secrets = False
         fetched_names = set(self._fetched.names & selection.names)
         fetched_namespaces = set(self._fetched.namespaces & selection.namespaces)
         for namespace in selection.namespaces - fetched_namespaces:
             try:
-                answer = self._api.get(f"/api/v1/namespaces/{namespace}/secrets")
+                answer = self._api.get(f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets")
             except KubeApiError as exc:
                 log.warning(
                     "cannot list referenced Secrets", extra={"namespace": namespace, "reason": str(exc)}
                 )
+                self._unread_secrets = True
                 continue
             self.cache.put(SECRETS.kind, [i for i in answer.get("items") or [] if isinstance(i, dict)])
             fetched_namespaces.add(namespace)
         for namespace, name in selection.names - fetched_names:
             try:
-                found = [self._api.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")]
+                found = [
+                    self._api.get(
+                        f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}"
+                    )
+                ]
             except KubeApiError as exc:
                 if exc.status != NOT_FOUND:  # an absent Secret is a problem that status reports
                     log.warning(
                         "cannot read a referenced Secret",
                         extra={"secret": f"{namespace}/{name}", "reason": str(exc)},
                     )
+                    self._unread_secrets = True
                     continue
                 found = []
             self.cache.put(SECRETS.kind, found)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 
 MERGE_PATCH = "application/merge-patch+json"
 # connect, read: a watch sends nothing while nothing changes, so its read timeout is longer than the
@@ -55,6 +56,8 @@ class KubeApi:
         except (config.ConfigException, OSError) as exc:
             where = kubeconfig or "the in-cluster configuration"
             raise KubeApiError(0, f"cannot load {where}: {exc}") from exc
+        except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:  # a malformed kubeconfig
+            raise KubeApiError(0, f"cannot load {kubeconfig}: {type(exc).__name__}") from exc
         return cls(client.ApiClient(configuration))
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,3 +237,21 @@ def test_a_missing_reviewer_secret_or_an_unreachable_cluster_is_unavailable() ->
         TokenReviewer(Settings(), poster=unreachable).confirm(
             "t", IDENTITY, _config(token_review_secret_ref=REVIEW_REF)
         )
+
+
+@pytest.mark.parametrize("content", ["a: [b\n", "apiVersion: v1\nclusters: 5\n", None])
+def test_serve_refuses_a_kubeconfig_that_cannot_be_loaded(tmp_path: Path, content: str | None) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    if content is not None:
+        kubeconfig.write_text(content, encoding="utf-8")
+    command = [
+        str(Path(sys.executable).parent / "esi-federation"),
+        "serve",
+        "--kubernetes",
+        "--insecure-http",
+    ]
+    result = subprocess.run(
+        [*command, "--kubeconfig", str(kubeconfig)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert f"cannot load {kubeconfig}" in result.stderr
