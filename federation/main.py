@@ -197,6 +197,13 @@ def run_serve(settings: Settings) -> int:
             load_directory(settings.manifests_dir)
         except ConfigurationError as exc:
             problems = exc.problems
+    if settings.kubernetes and not problems:
+        from federation.config.kube_api import KubeApi, KubeApiError  # noqa: PLC0415
+
+        try:
+            KubeApi.connect(settings.kubeconfig)  # a kubeconfig (or in-cluster setup) that cannot load
+        except KubeApiError as exc:
+            problems = [str(exc)]
     if problems:
         for problem in problems:
             print(f"esi-federation: {problem}", file=sys.stderr)
