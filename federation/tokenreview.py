@@ -143,6 +143,7 @@ class TokenReviewer:
         self._clock = clock
         self._lock = threading.Lock()
         self._confirmed: dict[str, float] = {}
+        self._gates: dict[str, threading.Lock] = {}
 
     def confirm(self, token: str, identity: Identity, config: Configuration) -> None:
         """Return when the token may be used: no review asked, or a (cached) positive review.
@@ -153,19 +154,36 @@ class TokenReviewer:
         if federation is None or federation.token_review_secret_ref is None:
             return
         key = hashlib.sha256(f"{federation.name}\0{federation.url}\0{token}".encode()).hexdigest()
-        now = self._clock()
+        if self._cached(key):
+            return
         with self._lock:
-            if self._confirmed.get(key, 0.0) > now:
-                return
-        secret = config.secret_value(federation.token_review_secret_ref)
-        if not secret or not secret.strip():
+            gate = self._gates.setdefault(key, threading.Lock())
+        # Concurrent requests with one token wait for one review instead of each asking the cluster.
+        with gate:
+            try:
+                if not self._cached(key):
+                    self._review(token, identity, federation, config, key)
+            finally:
+                with self._lock:
+                    self._gates.pop(key, None)
+
+    def _cached(self, key: str) -> bool:
+        with self._lock:
+            return self._confirmed.get(key, 0.0) > self._clock()
+
+    def _review(
+        self, token: str, identity: Identity, federation: Federation, config: Configuration, key: str
+    ) -> None:
+        assert federation.token_review_secret_ref is not None
+        held = config.secret_value(federation.token_review_secret_ref)
+        secret = held.decode("utf-8", errors="replace").strip() if held else ""
+        if not secret:
             log.error("the TokenReview reviewer token is missing", extra={"federation": federation.name})
             raise Unavailable("the client cluster's TokenReview cannot be asked")
         audiences = federation.audiences or (self._settings.audience,)
+        now = self._clock()
         try:
-            answer = self._poster(
-                federation, secret.decode().strip(), review_request(token, audiences), self._settings
-            )
+            answer = self._poster(federation, secret, review_request(token, audiences), self._settings)
         except TokenReviewFailed as exc:
             log.warning("TokenReview failed", extra={"federation": federation.name, "reason": str(exc)})
             raise Unavailable("the client cluster's TokenReview cannot be reached") from None

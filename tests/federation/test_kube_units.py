@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +258,28 @@ def test_serve_refuses_a_kubeconfig_that_cannot_be_loaded(tmp_path: Path, conten
     )
     assert result.returncode == 2
     assert f"cannot load {kubeconfig}" in result.stderr
+
+
+def test_concurrent_requests_with_one_token_share_one_review() -> None:
+    import jwt  # noqa: PLC0415
+
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def slow_poster(*_: Any) -> dict[str, Any]:
+        calls.append(1)
+        gate.wait(2)
+        return {
+            "status": {"authenticated": True, "user": {"username": SUBJECT}, "audiences": ["esi-federation"]}
+        }
+
+    reviewer = TokenReviewer(Settings(), poster=slow_poster)
+    token = jwt.encode({"exp": 4_000_000_000}, "k" * 32, algorithm="HS256")
+    config = _config(token_review_secret_ref=REVIEW_REF)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(reviewer.confirm, token, IDENTITY, config) for _ in range(8)]
+        time.sleep(0.2)
+        gate.set()
+        for future in futures:
+            future.result(timeout=5)
+    assert len(calls) == 1
