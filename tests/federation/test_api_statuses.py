@@ -13,6 +13,9 @@ from tests.federation.conftest import SECRETS_READER, TEAM_READER
 from tests.federation.support import PASSWORD, SERVICE_A, post_secrets
 from tests.stack import FederationStack, running_stack
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("api_statuses")
+
 
 def _team_reader_token(stack: FederationStack) -> str:
     return stack.mint(service_account=TEAM_READER.rsplit(":", 1)[1])

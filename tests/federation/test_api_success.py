@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from tests.federation.conftest import TEAM_READER
 from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, get, post_secrets
 from tests.stack import CLUSTER, SUBJECT, FederationStack
+
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("api_success")
 
 
 def test_valid_token_gets_values_in_request_order(shared_stack: FederationStack) -> None:

@@ -29,6 +29,9 @@ from tests.stack import (
     running_stack,
 )
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("attacks")
+
 BETA = "client-cluster-beta"
 
 

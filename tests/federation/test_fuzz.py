@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from tests.federation.support import PASSWORD, post_secrets
 from tests.stack import FederationStack
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("fuzz")
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda children: (

@@ -18,6 +18,9 @@ from hack.sa_tokens import PodIdentity, TokenIssuer, generate_signing_key
 from tests.federation.support import post_secrets, register
 from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack, authorization, running_stack
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("jwks_sources")
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FederationStack]:

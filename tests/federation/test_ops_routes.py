@@ -13,6 +13,9 @@ import yaml
 from tests.federation.support import PASSWORD, get, metric_value, post_secrets
 from tests.stack import FederationStack
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("ops_routes")
+
 
 @pytest.fixture(scope="module")
 def openapi(shared_stack: FederationStack) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from hack.sa_tokens import PodIdentity, SigningKey, TokenIssuer, generate_signin
 from tests.federation.support import hand_made_token, hs256_token, post_secrets
 from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
+# One module-scoped server: keep the module on one xdist worker instead of starting it on both.
+pytestmark = pytest.mark.xdist_group("tokens_refused")
+
 
 def _claims(stack: FederationStack, **changes: Any) -> dict[str, Any]:
     claims = stack.issuer.tokens.claims(PodIdentity(NAMESPACE, SERVICE_ACCOUNT), [AUDIENCE])
