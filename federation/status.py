@@ -140,6 +140,14 @@ def with_transition_times(desired: dict[str, Any], observed: Mapping[str, Any], 
     return {**desired, "conditions": conditions}
 
 
+def with_generation(desired: dict[str, Any], generation: Any) -> dict[str, Any]:
+    """``desired`` with ``observedGeneration`` on each condition, when the object has a generation."""
+    if not isinstance(generation, int):
+        return desired
+    conditions = [{**cond, "observedGeneration": generation} for cond in desired.get("conditions", [])]
+    return {**desired, "conditions": conditions}
+
+
 def needs_write(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:
     """Whether the object's status differs from ``desired`` (transition times aside)."""
 
@@ -265,14 +273,11 @@ class StatusWriter:
     ) -> None:
         if desired is None:
             return
+        desired = with_generation(desired, field_map(obj, "metadata").get("generation"))
         observed = field_map(obj, "status")
         if not needs_write(desired, observed):
             return
-        generation = (obj.get("metadata") or {}).get("generation")
         status = with_transition_times(desired, observed, now)
-        if isinstance(generation, int):
-            for cond in status["conditions"]:
-                cond["observedGeneration"] = generation
         try:
             self._api.merge_patch(f"/apis/{api_version}/{plural}/{name}/status", {"status": status})
         except KubeApiError as exc:

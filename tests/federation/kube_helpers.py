@@ -362,9 +362,14 @@ def seed(
     )
     if stores == STORES_V1BETA1:
         store["apiVersion"] = "external-secrets.io/v1beta1"
+    federation = issuer.federation_manifest(CLUSTER, audiences=[AUDIENCE])
+    grant = authorization("allow-alpha-monitoring")
+    # The emulator does not count generations as an API server does; these carry one, as real CRs do.
+    for obj in (federation, grant):
+        obj["metadata"]["generation"] = 1
     cluster.create(stores, store)
-    cluster.create(FEDERATIONS, issuer.federation_manifest(CLUSTER, audiences=[AUDIENCE]))
-    cluster.create(AUTHORIZATIONS, authorization("allow-alpha-monitoring"))
+    cluster.create(FEDERATIONS, federation)
+    cluster.create(AUTHORIZATIONS, grant)
 
 
 @contextmanager

@@ -65,6 +65,14 @@ def test_a_federation_reports_ready_with_its_keys_and_last_refresh(stack: KubeSt
 def test_an_authorization_reports_ready(stack: KubeStack) -> None:
     wait_until(lambda: _ready(stack.cluster, GRANT).get("status") == "True")
     assert _ready(stack.cluster, GRANT)["reason"] == "Valid"
+    assert _ready(stack.cluster, GRANT)["observedGeneration"] == 1
+
+
+def test_an_unchanged_status_is_not_written_again(stack: KubeStack) -> None:
+    wait_until(lambda: _ready(stack.cluster, GRANT).get("status") == "True")
+    writes = stack.cluster.count("PATCH", GRANT + "/status")
+    time.sleep(1.5)  # three status rounds of the test settings
+    assert stack.cluster.count("PATCH", GRANT + "/status") == writes
 
 
 def test_an_authorization_naming_a_missing_store_or_federation_is_not_ready(stack: KubeStack) -> None:

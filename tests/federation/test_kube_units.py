@@ -19,7 +19,13 @@ from federation.config.kube_lease import Lease, micro_time
 from federation.config.model import Configuration, Federation, Grant, KubeSecret, SecretKeyRef
 from federation.errors import Unauthorized, Unavailable
 from federation.settings import Settings
-from federation.status import authorization_status, federation_status, needs_write, with_transition_times
+from federation.status import (
+    authorization_status,
+    federation_status,
+    needs_write,
+    with_generation,
+    with_transition_times,
+)
 from federation.tokenreview import TokenReviewer, TokenReviewFailed, check_review
 from federation.tokens import Identity
 
@@ -283,3 +289,10 @@ def test_concurrent_requests_with_one_token_share_one_review() -> None:
         for future in futures:
             future.result(timeout=5)
     assert len(calls) == 1
+
+
+def test_a_status_already_written_for_this_generation_is_not_written_again() -> None:
+    desired = with_generation({"conditions": [{"type": "Ready", "status": "True", "reason": "Valid"}]}, 3)
+    written = with_transition_times(desired, {}, 1e9)
+    assert not needs_write(desired, written)
+    assert needs_write(with_generation(desired, 4), written)
