@@ -86,18 +86,19 @@ def _verification_key(jwk: Any) -> VerificationKey:
     if jwk.get("use", "sig") != "sig":
         raise JwksFetchError(f"key {jwk['kid']!r} is not a signing key")
     kty = jwk.get("kty")
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
     if kty == "RSA":
-        public_key = RSAAlgorithm.from_jwk(jwk)
-        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
+        rsa_key = RSAAlgorithm.from_jwk(jwk)
+        if not isinstance(rsa_key, rsa.RSAPublicKey) or rsa_key.key_size < MIN_RSA_BITS:
             raise JwksFetchError(
                 f"key {jwk['kid']!r}: RSA keys must be public and at least {MIN_RSA_BITS} bits"
             )
-        allowed = RSA_ALGORITHMS
+        public_key, allowed = rsa_key, RSA_ALGORITHMS
     elif kty == "EC" and jwk.get("crv") in EC_ALGORITHMS:
-        public_key = ECAlgorithm.from_jwk(jwk)
-        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        ec_key = ECAlgorithm.from_jwk(jwk)
+        if not isinstance(ec_key, ec.EllipticCurvePublicKey):
             raise JwksFetchError(f"key {jwk['kid']!r} is not a public key")
-        allowed = frozenset({EC_ALGORITHMS[jwk["crv"]]})
+        public_key, allowed = ec_key, frozenset({EC_ALGORITHMS[jwk["crv"]]})
     else:
         raise JwksFetchError(f"key {jwk['kid']!r}: unsupported key type {kty!r}")
     if "alg" in jwk:

@@ -99,6 +99,6 @@ class Metrics:
         """The text format for ``/metrics``: every worker's values under gunicorn, else this registry's."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             aggregate = CollectorRegistry()
-            MultiProcessCollector(aggregate)
+            MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
             return generate_latest(aggregate)
         return generate_latest(self.registry)

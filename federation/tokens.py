@@ -1,15 +1,16 @@
 """ServiceAccount JWT -> verified ``Identity`` (DESIGN §6, the security core).
 
-Order: size cap, header (algorithm list, ``kid`` required, ``crit`` refused), issuer read unverified
-for lookup only, candidate federations (hints narrow, never trust), signature per candidate with that
-federation's own keys, then one validator per claim. Every failure is an ``Unauthorized`` whose reason
-is logged; callers all see the same body.
+Order: size cap and one decoding of the compact JWS; header (algorithm list, ``kid`` required, ``crit``
+refused); issuer read unverified for lookup only; candidate federations (hints narrow, never trust);
+signature per candidate with that federation's own keys; then one validator per claim. Every failure is
+an ``Unauthorized`` whose reason is logged; callers all see the same body.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 import ssl
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeGuard
 
-import jwt
+from jwt.algorithms import Algorithm, ECAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable, Unauthorized
@@ -31,6 +32,16 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES
 LEGACY_ISSUER = "kubernetes/serviceaccount"
 SUBJECT = re.compile(r"^system:serviceaccount:(?P<namespace>[^:]+):(?P<name>[^:]+)$")
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+# Signature checks only: the token is split and decoded once here, not once per PyJWT call.
+SIGNATURE_VERIFIERS: dict[str, Algorithm] = {
+    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
+    "RS384": RSAAlgorithm(RSAAlgorithm.SHA384),
+    "RS512": RSAAlgorithm(RSAAlgorithm.SHA512),
+    "PS256": RSAPSSAlgorithm(RSAPSSAlgorithm.SHA256),
+    "ES256": ECAlgorithm(ECAlgorithm.SHA256),
+    "ES384": ECAlgorithm(ECAlgorithm.SHA384),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,16 @@ class Hints:
 
 
 @dataclass(frozen=True)
+class CompactJws:
+    """A token split and decoded once: header, claims, and what the signature covers."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class _Header:
     alg: str
     kid: str
@@ -71,68 +92,81 @@ class TokenVerifier:
 
     def verify(self, token: str, config: Configuration, hints: Hints) -> Identity:
         """Return the identity of ``token``; raise ``Unauthorized`` (or ``JwksUnavailable``)."""
-        header = read_header(token)
-        issuer = read_unverified_issuer(token)
+        jws = parse_compact(token)
+        header = read_header(jws)
+        issuer = read_unverified_issuer(jws)
         candidates = select_candidates(config.federations.values(), issuer, hints)
         if not candidates:
             raise Unauthorized(f"no KubernetesFederation matches issuer {issuer!r} and the hints")
-        verified: list[tuple[Federation, dict[str, Any]]] = []
+        verified: list[Federation] = []
         failures: list[str] = []
         unavailable: JwksUnavailable | None = None
         for federation in candidates:
             try:
-                claims = self._verify_signature(token, header, federation)
+                self._verify_signature(jws, header, federation)
             except JwksUnavailable as exc:
                 unavailable = exc
                 continue
             except Unauthorized as exc:
                 failures.append(f"{federation.name}: {exc.reason}")
                 continue
-            verified.append((federation, claims))
+            verified.append(federation)
         if len(verified) > 1:
             raise Unauthorized("the token verifies with the keys of several federations")
         if not verified:
             if unavailable is not None:
                 raise unavailable
             raise Unauthorized("; ".join(failures))
-        federation, claims = verified[0]
-        return validate_claims(claims, federation, self._settings, self._clock())
+        return validate_claims(jws.claims, verified[0], self._settings, self._clock())
 
-    def _verify_signature(self, token: str, header: _Header, federation: Federation) -> dict[str, Any]:
+    def _verify_signature(self, jws: CompactJws, header: _Header, federation: Federation) -> None:
         key = self._keys.key(federation, header.kid)
         if key is None:
             raise Unauthorized(f"unknown kid {header.kid!r}")
         if header.alg not in key.algorithms:
             raise Unauthorized(f"algorithm {header.alg} does not match key {header.kid!r}")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key.public_key,
-                algorithms=[header.alg],
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"signature check failed: {type(exc).__name__}") from None
-        return claims
+        if not SIGNATURE_VERIFIERS[header.alg].verify(jws.signing_input, key.public_key, jws.signature):
+            raise Unauthorized("the signature does not verify")
 
 
-def read_header(token: str) -> _Header:
-    """Check the size and the header; ``alg`` in the allowed list, ``kid`` present, no ``crit``."""
+def parse_compact(token: str) -> CompactJws:
+    """Split a compact JWS and decode its parts; ``Unauthorized`` for anything malformed or over 16 KiB."""
     if len(token) > MAX_TOKEN_BYTES:
         raise Unauthorized(f"token longer than {MAX_TOKEN_BYTES} bytes")
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_BASE64URL.match(segment) for segment in segments):
+        raise Unauthorized("the token is not a compact JWS of three base64url segments")
+    header, claims, signature = (_decode_segment(segment) for segment in segments)
+    return CompactJws(
+        _json_object(header, "header"),
+        _json_object(claims, "payload"),
+        f"{segments[0]}.{segments[1]}".encode("ascii"),
+        signature,
+    )
+
+
+def _decode_segment(segment: str) -> bytes:
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise Unauthorized(f"malformed token header: {type(exc).__name__}") from None
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise Unauthorized("a token segment is not valid base64url") from None
+
+
+def _json_object(raw: bytes, part: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthorized(f"the token {part} is not JSON") from None
+    if not isinstance(value, dict):
+        raise Unauthorized(f"the token {part} is not a JSON object")
+    return value
+
+
+def read_header(jws: CompactJws) -> _Header:
+    """Check the header: ``alg`` in the allowed list, ``kid`` present, no ``crit``."""
+    header = jws.header
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in ALLOWED_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
         raise Unauthorized(f"algorithm {alg!r} is not allowed")
     if not isinstance(kid, str) or not kid:
         raise Unauthorized("the token header has no kid")
@@ -141,13 +175,9 @@ def read_header(token: str) -> _Header:
     return _Header(alg, kid)
 
 
-def read_unverified_issuer(token: str) -> str:
+def read_unverified_issuer(jws: CompactJws) -> str:
     """The ``iss`` claim, read without verification: used only to look up candidate federations."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise Unauthorized(f"malformed token payload: {type(exc).__name__}") from None
-    issuer = claims.get("iss")
+    issuer = jws.claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise Unauthorized("the token has no iss claim")
     if issuer == LEGACY_ISSUER:

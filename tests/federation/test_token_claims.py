@@ -20,6 +20,7 @@ from federation.tokens import (
     check_issuer,
     check_subject,
     check_times,
+    parse_compact,
     read_header,
     read_unverified_issuer,
     select_candidates,
@@ -69,63 +70,63 @@ def _federation(name: str = "alpha", issuer: str = ISSUER, ca_bundle: str | None
 
 def test_read_header_accepts_an_allowed_algorithm_with_a_kid() -> None:
     token = hand_made_token({"alg": "RS256", "kid": "k1"}, {})
-    header = read_header(token)
+    header = read_header(parse_compact(token))
     assert (header.alg, header.kid) == ("RS256", "k1")
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "HS256", "HS512", "PS384", "ES512", "EdDSA", None, 7])
 def test_read_header_refuses_an_algorithm_outside_the_list(alg: Any) -> None:
     with refused("algorithm"):
-        read_header(hand_made_token({"alg": alg, "kid": "k1"}, {}))
+        read_header(parse_compact(hand_made_token({"alg": alg, "kid": "k1"}, {})))
 
 
 @pytest.mark.parametrize("kid", [None, "", 5, ["k1"]])
 def test_read_header_requires_a_kid(kid: Any) -> None:
     header = {"alg": "RS256"} if kid is None else {"alg": "RS256", "kid": kid}
     with refused("kid" if kid in (None, "") else ""):
-        read_header(hand_made_token(header, {}))
+        read_header(parse_compact(hand_made_token(header, {})))
 
 
 def test_read_header_refuses_crit() -> None:
     for crit in ([], ["exp"], ["b64"], "exp"):
         with refused(""):
-            read_header(hand_made_token({"alg": "RS256", "kid": "k1", "crit": crit}, {}))
+            read_header(parse_compact(hand_made_token({"alg": "RS256", "kid": "k1", "crit": crit}, {})))
 
 
 @pytest.mark.parametrize("member", ["jku", "x5u", "jwk", "x5c"])
 def test_read_header_ignores_key_location_members(member: str) -> None:
     token = hand_made_token({"alg": "RS256", "kid": "k1", member: "https://attacker.example/keys"}, {})
-    assert read_header(token).kid == "k1"
+    assert read_header(parse_compact(token)).kid == "k1"
 
 
 def test_read_header_refuses_a_token_over_16_kib() -> None:
     with refused("longer"):
-        read_header(hand_made_token({"alg": "RS256", "kid": "k1"}, {"pad": "x" * 16 * 1024}))
+        read_header(parse_compact(hand_made_token({"alg": "RS256", "kid": "k1"}, {"pad": "x" * 16 * 1024})))
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b.c", "....", "eyJhbGciOiJSUzI1NiJ9"])
 def test_read_header_refuses_garbage(token: str) -> None:
     with pytest.raises(Unauthorized):
-        read_header(token)
+        read_header(parse_compact(token))
 
 
 # -- issuer lookup and candidates --------------------------------------------------------------------
 
 
 def test_read_unverified_issuer_returns_iss() -> None:
-    assert read_unverified_issuer(hand_made_token({"alg": "RS256"}, {"iss": ISSUER})) == ISSUER
+    assert read_unverified_issuer(parse_compact(hand_made_token({"alg": "RS256"}, {"iss": ISSUER}))) == ISSUER
 
 
 @pytest.mark.parametrize("claims", [{}, {"iss": ""}, {"iss": 5}, {"iss": "kubernetes/serviceaccount"}])
 def test_read_unverified_issuer_refuses_missing_or_legacy_issuers(claims: dict[str, Any]) -> None:
     with pytest.raises(Unauthorized):
-        read_unverified_issuer(hand_made_token({"alg": "RS256"}, claims))
+        read_unverified_issuer(parse_compact(hand_made_token({"alg": "RS256"}, claims)))
 
 
 def test_a_real_legacy_token_is_refused_at_issuer_lookup() -> None:
     legacy = TokenIssuer().mint_legacy("monitoring", "prometheus-esi-client")
     with refused("legacy"):
-        read_unverified_issuer(legacy)
+        read_unverified_issuer(parse_compact(legacy))
 
 
 def test_candidates_are_the_federations_of_the_issuer() -> None:
