@@ -149,18 +149,22 @@ def with_generation(desired: dict[str, Any], generation: Any) -> dict[str, Any]:
 
 
 def needs_write(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:
-    """Whether the object's status differs from ``desired`` (transition times aside)."""
+    """Whether a field this server writes differs from ``desired`` (transition times aside); fields that
+    others may have written are not compared, so they cannot cause a write on every round."""
 
-    def comparable(status: Mapping[str, Any]) -> dict[str, Any]:
-        conditions = [
+    def conditions(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [
             {k: v for k, v in c.items() if k != "lastTransitionTime"}
             for c in status.get("conditions") or []
             if isinstance(c, dict)
         ]
-        rest = {k: v for k, v in status.items() if k != "conditions" and v is not None}
-        return {**rest, "conditions": conditions}
 
-    return comparable(desired) != comparable(observed)
+    return any(
+        (conditions(desired) != conditions(observed))
+        if field == "conditions"
+        else observed.get(field) != value
+        for field, value in desired.items()
+    )
 
 
 class StatusWriter:

@@ -296,3 +296,10 @@ def test_a_status_already_written_for_this_generation_is_not_written_again() -> 
     written = with_transition_times(desired, {}, 1e9)
     assert not needs_write(desired, written)
     assert needs_write(with_generation(desired, 4), written)
+
+
+def test_fields_written_by_others_do_not_cause_a_write() -> None:
+    desired = {"conditions": [{"type": "Ready", "status": "True"}], "lastRefreshTime": None}
+    observed = {"conditions": [{"type": "Ready", "status": "True"}], "written-by-someone-else": 1}
+    assert not needs_write(desired, observed)
+    assert needs_write(desired, {**observed, "lastRefreshTime": "2020-01-01T00:00:00Z"})
