@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ class Federation:
     openbao: Any
     token_file: Path
     client_ca_file: Path
-    token: str
+    # Never in a repr: the bearer token must not reach a log or a traceback.
+    token: str = field(repr=False)
 
     def secrets_request(
         self, store: str, references: tuple[tuple[str, str], ...] = manifests.REFERENCES

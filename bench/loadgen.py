@@ -48,7 +48,8 @@ class Request:
     method: str
     path: str
     body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Not in the repr: headers carry the bearer token.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

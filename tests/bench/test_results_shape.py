@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.loadgen import LoadError, LoadResult, Target, merge
+from bench.loadgen import LoadError, LoadResult, Request, Target, merge
 from bench.results import (
     Measurements,
     Throughput,
@@ -190,3 +190,8 @@ def test_the_interpreter_of_an_env_shebang_is_looked_up_on_the_path(
     interpreter = interpreter_of(script)
     assert interpreter.path == str(tmp_path / "venv-python")
     assert interpreter.binary == real_binary
+
+
+def test_a_request_never_shows_its_bearer_token_in_its_repr() -> None:
+    request = Request("POST", "/v1/secrets", b"{}", {"Authorization": "Bearer secret-token-value"})
+    assert "secret-token-value" not in repr(request)
