@@ -61,6 +61,7 @@ class StubFederation:
     script: deque[Scripted] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     chunked: bool = False  # answer 200s with Transfer-Encoding: chunked instead of Content-Length
+    until_close: bool = False  # answer 200s without a length: the body ends when the connection does
 
     def answer_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` when given)."""
@@ -165,6 +166,11 @@ def _handler_for(state: StubFederation) -> type[BaseHTTPRequestHandler]:
                 half = len(data) // 2
                 for chunk in (data[:half], data[half:], b""):
                     self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                return
+            if state.until_close:
+                self.close_connection = True
+                self.end_headers()
+                self.wfile.write(data)
                 return
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -437,3 +437,14 @@ def test_a_server_ca_that_is_not_a_valid_certificate_is_a_usage_error(
     assert result.exit_code == 2
     assert "not a valid PEM certificate" in str(result.log_lines()[-1]["message"])
     assert stub.requests == []
+
+
+def test_an_answer_that_ends_with_the_connection_is_read_whole(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], secrets_dir: Path
+) -> None:
+    stub.until_close = True  # and the stub closes without a TLS close_notify, as many servers do
+
+    result = run_cli("fetch", *connect_args, "--file", "x=vault-prod:api-keys.service-a-token")
+
+    assert result.exit_code == 0, result.stderr
+    assert holds(secrets_dir / "x", stub_value(stub, "api-keys", "service-a-token"))
