@@ -157,6 +157,8 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise Unauthorized(f"the token {part} is not JSON") from None
+    except RecursionError:
+        raise Unauthorized(f"the token {part} is nested too deeply") from None
     if not isinstance(value, dict):
         raise Unauthorized(f"the token {part} is not a JSON object")
     return value
