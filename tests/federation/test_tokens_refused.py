@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from hack.sa_tokens import PodIdentity, SigningKey, TokenIssuer, generate_signing_key
-from tests.federation.support import hand_made_token, hs256_token, post_secrets
+from tests.federation.support import b64url, hand_made_token, hs256_token, post_secrets
 from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
@@ -132,6 +133,18 @@ def _oversized(stack: FederationStack) -> str:
     return _signed(stack, padding="x" * (17 * 1024))
 
 
+def _deeply_nested_header(stack: FederationStack) -> str:
+    header = {"alg": "RS256", "kid": stack.issuer.tokens.signing_key.kid}
+    nested = json.dumps(header)[:-1] + ', "x": ' + "[" * 4000 + "]" * 4000 + "}"
+    return f"{b64url(nested.encode())}.{_signed(stack).split('.', 1)[1]}"
+
+
+def _deeply_nested_claims(stack: FederationStack) -> str:
+    claims = json.dumps(_claims(stack))[:-1] + ', "x": ' + "[" * 4000 + "]" * 4000 + "}"
+    header, _, signature = _signed(stack).split(".")
+    return f"{header}.{b64url(claims.encode())}.{signature}"
+
+
 def _garbage(stack: FederationStack) -> str:
     return "not-a-jwt"
 
@@ -161,6 +174,8 @@ BAD_TOKENS: dict[str, Callable[[FederationStack], str]] = {
     "crit header": _crit_header,
     "over 16 KiB": _oversized,
     "not a JWT": _garbage,
+    "deeply nested JSON in the header": _deeply_nested_header,
+    "deeply nested JSON in the claims": _deeply_nested_claims,
 }
 
 
