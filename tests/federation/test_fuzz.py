@@ -9,8 +9,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.federation.support import PASSWORD, post_secrets
-from tests.stack import FederationStack
+from hack.sa_tokens import PodIdentity
+from tests.federation.support import PASSWORD, b64url, post_secrets
+from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("fuzz")
@@ -85,7 +86,7 @@ authorizations = st.tuples(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies, sent_headers=headers, auth=authorizations)
 def test_random_requests_never_get_a_5xx(
     shared_stack: FederationStack,
@@ -139,3 +140,38 @@ def test_deeply_nested_json_is_a_client_error_not_a_crash(
     response = post_secrets(shared_stack, token if token_kind == "valid" else None, data=body)
     assert response.status_code == (400 if token_kind == "valid" else 401)
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+segments = st.one_of(
+    json_values.map(lambda value: b64url(json.dumps(value).encode())),
+    st.binary(max_size=60).map(b64url),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=segments, claims=segments, signature=segments, dots=st.integers(min_value=0, max_value=4))
+def test_random_tokens_never_get_a_5xx(
+    shared_stack: FederationStack, header: str, claims: str, signature: str, dots: int
+) -> None:
+    token = ".".join([header, claims, signature][: max(dots, 1)]) + "." * max(dots - 2, 0)
+    response = shared_stack.app.test_client().post(
+        "/v1/secrets", json={"secrets": [PASSWORD]}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code in (401, 503)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header_changes=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "jku", "x5c"]), json_values)
+)
+def test_random_headers_on_a_validly_signed_token_never_get_a_5xx(
+    shared_stack: FederationStack, header_changes: dict[str, object]
+) -> None:
+    tokens = shared_stack.issuer.tokens
+    claims = tokens.claims(PodIdentity(NAMESPACE, SERVICE_ACCOUNT), [AUDIENCE])
+    token = tokens.sign(claims, header={**header_changes})
+    response = shared_stack.app.test_client().post(
+        "/v1/secrets", json={"secrets": [PASSWORD]}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code in (200, 401, 503)
