@@ -292,11 +292,15 @@ class JwksRegistry:
 
     def for_federation(self, federation: Federation) -> FederationKeys:
         """The cache of ``federation``, created on first use or when its definition changed."""
+        held = self._caches.get(federation.name)
+        if held is not None and held[1].federation is federation:
+            return held[1]  # the same configuration snapshot: nothing can have changed
         bearer = self._bearer(federation)
         identity = json.dumps([repr(federation), hashlib.sha256((bearer or "").encode()).hexdigest()])
         with self._lock:
             held = self._caches.get(federation.name)
             if held is not None and held[0] == identity:
+                held[1].federation = federation
                 return held[1]
         shared = self._settings.shared_state_dir
         stem = "jwks-" + hashlib.sha256(identity.encode()).hexdigest()[:32]

@@ -57,6 +57,7 @@ def fingerprint(store: StoreConfig, config: Configuration) -> str:
 class _Built:
     fingerprint: str
     provider: Provider
+    config: Configuration
 
 
 class StoreRegistry:
@@ -74,16 +75,20 @@ class StoreRegistry:
         store = config.stores.get(store_name)
         if store is None:
             raise NotFound(f"ClusterSecretStore {store_name!r} does not exist")
+        built = self._built.get(store_name)
+        if built is not None and built.config is config:
+            return built.provider  # the same configuration snapshot: nothing can have changed
         wanted = fingerprint(store, config)
         with self._lock:
             built = self._built.get(store_name)
             if built is not None and built.fingerprint == wanted:
+                built.config = config
                 return built.provider
             if built is not None:
                 built.provider.close()
             factory: ProviderFactory = importlib.import_module(PROVIDER_MODULES[store.kind]).build
             provider = factory(store, self._current, self._settings)
-            self._built[store_name] = _Built(wanted, provider)
+            self._built[store_name] = _Built(wanted, provider, config)
             return provider
 
     def close(self) -> None:
