@@ -173,9 +173,7 @@ def test_bodies_over_64_kib_are_refused_chunked_or_not(served: Served) -> None:
         assert response.status_code == 413
 
 
-def test_throughput_of_three_secrets_with_rs256(
-    served: Served, record_property: pytest.RecordProperty
-) -> None:
+def test_throughput_of_three_secrets_with_rs256(served: Served) -> None:
     tokens = [served.mint() for _ in range(8)]
 
     def run(token: str) -> list[int]:
@@ -188,7 +186,9 @@ def test_throughput_of_three_secrets_with_rs256(
         statuses = [status for batch in pool.map(run, tokens) for status in batch]
         elapsed = time.perf_counter() - started
     assert statuses == [200] * 1600
-    record_property("federation_requests_per_second", round(1600 / elapsed, 1))
+    # Measured, never asserted: the number is kept next to the server's log, in pytest's temp directory.
+    result = {"requests": 1600, "seconds": round(elapsed, 3), "per_s": round(1600 / elapsed, 1)}
+    (served.stderr_path.parent / "throughput.json").write_text(json.dumps(result), encoding="utf-8")
 
 
 def test_logs_are_json_lines_without_tokens_or_values_and_sigterm_stops_cleanly(served: Served) -> None:
