@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 from webhook.errors import ConfigurationError
 
@@ -60,9 +61,9 @@ class Settings:
             object.__setattr__(self, "server_url", self.server_url.rstrip("/"))
         self.validate()
 
-    @property
+    @cached_property
     def permitted_server_urls(self) -> frozenset[str]:
-        """Federation URLs a pod may name: the allow-list plus ``--server-url`` itself."""
+        """Federation URLs a pod may name: the allow-list plus ``--server-url`` itself (computed once)."""
         if self.server_url:
             return self.allowed_server_urls | {self.server_url}
         return self.allowed_server_urls
