@@ -82,11 +82,9 @@ def condition(status: bool, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-def rejected_status(kind: str, name: str, rejected: Sequence[str]) -> dict[str, Any] | None:
-    """Status of an object that is not in the configuration in force: Ready False when the last batch
-    was rejected (with this object's own problems if it has any); None while its change is only pending."""
-    if not rejected:
-        return None
+def rejected_status(kind: str, name: str, rejected: Sequence[str]) -> dict[str, Any]:
+    """Status of an object that is not in the configuration in force because its batch was rejected
+    (with this object's own problems if it has any)."""
     mine = problems_of(rejected, kind, name)
     message = "; ".join(mine) or "not loaded: the configuration change it belongs to was rejected"
     return {"conditions": [condition(False, "Rejected", message)]}
@@ -94,8 +92,8 @@ def rejected_status(kind: str, name: str, rejected: Sequence[str]) -> dict[str, 
 
 def federation_status(
     name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str], view: KeyView | None
-) -> dict[str, Any] | None:
-    """The desired status of KubernetesFederation ``name`` (None: not loaded yet, nothing to say)."""
+) -> dict[str, Any]:
+    """The desired status of KubernetesFederation ``name``."""
     if name not in config.federations:
         return rejected_status("KubernetesFederation", name, rejected)
     keys = sorted(view.keys, key=lambda k: k.kid) if view else []
@@ -118,8 +116,8 @@ def federation_status(
 
 def authorization_status(
     name: str, config: Configuration, problems: Sequence[str], rejected: Sequence[str]
-) -> dict[str, Any] | None:
-    """The desired status of Authorization ``name`` (None: not loaded yet, nothing to say)."""
+) -> dict[str, Any]:
+    """The desired status of Authorization ``name``."""
     if name not in {grant.name for grant in config.grants}:
         return rejected_status("Authorization", name, rejected)
     mine = problems_of(problems, "Authorization", name)
@@ -245,7 +243,10 @@ class StatusWriter:
         problems = find_problems(config)
         rejected = list(self._source.problems)
         now = time.time()
+        grants = {grant.name for grant in config.grants}
         for (_, name), obj in self._source.observed("KubernetesFederation").items():
+            if name not in config.federations and not rejected:
+                continue  # its change is not loaded yet (a rebuild is pending): nothing to say
             view = self._key_view(config, name)
             self._write(
                 FEDERATION_API,
@@ -256,6 +257,8 @@ class StatusWriter:
                 now=now,
             )
         for (_, name), obj in self._source.observed("Authorization").items():
+            if name not in grants and not rejected:
+                continue
             self._write(
                 AUTHORIZATION_API,
                 "authorizations",
@@ -271,12 +274,10 @@ class StatusWriter:
         plural: str,
         name: str,
         obj: Mapping[str, Any],
-        desired: dict[str, Any] | None,
+        desired: dict[str, Any],
         *,
         now: float,
     ) -> None:
-        if desired is None:
-            return
         desired = with_generation(desired, field_map(obj, "metadata").get("generation"))
         observed = field_map(obj, "status")
         if not needs_write(desired, observed):
