@@ -186,8 +186,11 @@ def test_serve_without_tls_files_exits_2() -> None:
     assert main(["serve", *CONFIG, "--bind", "127.0.0.1:0"]) == 2
 
 
-def test_the_docs_show_the_seed_pod_exactly_as_mutate_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "webhook.md").read_text()
+@pytest.mark.parametrize("document", ["docs/webhook.md", "README.md"])
+def test_the_docs_show_the_seed_pod_exactly_as_mutate_prints_it(
+    document: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = (Path(__file__).parents[2] / document).read_text()
     shown = docs.split("<!-- mutated-seed-pod -->\n```yaml\n", 1)[1].split("```", 1)[0]
     assert main(["mutate", "-f", str(SEED_POD_FILE), *CONFIG]) == 0
     assert capsys.readouterr().out == shown
