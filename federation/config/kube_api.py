@@ -106,6 +106,8 @@ class KubeApi:
         finally:
             with self._streams_lock:
                 self._streams.discard(response)
+            # Closed, not returned to the pool: a stream left mid-way must not serve the next request.
+            response.response.close()
             response.response.release_conn()
 
     def close(self) -> None:
