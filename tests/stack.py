@@ -90,7 +90,7 @@ class FederationStack:
     manifests_dir: Path
     issuer: ClientClusterIssuer
     app: Flask
-    values: dict[str, str]
+    values: dict[str, str] = field(repr=False)  # never in a failing test's output
     cluster: str = CLUSTER
     store: str = STORE
     _server: BaseWSGIServer | None = field(default=None, repr=False)
