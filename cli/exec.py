@@ -16,7 +16,7 @@ from cli.errors import ExecFailedError
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_RUN = 126
@@ -27,21 +27,29 @@ def exec_with_env(command: Sequence[str], added: Mapping[str, str]) -> NoReturn:
     environment = app_environment(os.environ, added, frozen=getattr(sys, "frozen", False))
     sys.stdout.flush()
     sys.stderr.flush()
-    _restore_default_signals()
+    previous = _restore_default_signals()
     try:
         os.execvpe(command[0], list(command), environment)  # noqa: S606 - an argv, never a shell
     except FileNotFoundError:
         raise ExecFailedError(f"command {command[0]!r} not found", EXIT_NOT_FOUND) from None
     except OSError as exc:
         raise ExecFailedError(f"cannot run command {command[0]!r}: {exc.strerror}", EXIT_CANNOT_RUN) from None
+    finally:
+        # Only reached when execve failed (or was replaced in a test): this process goes on, and a
+        # default SIGPIPE would kill it on the next write to a closed socket.
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _restore_default_signals() -> None:
+def _restore_default_signals() -> dict[int, Any]:
     # Python ignores SIGPIPE and SIGXFSZ at start-up, and ignored signals survive execve: the application
     # must start with the defaults, as it would without esi-cli (subprocess does the same for its children).
+    previous = {}
     for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, signal.SIG_DFL)
+    return previous
 
 
 def app_environment(current: Mapping[str, str], added: Mapping[str, str], frozen: bool) -> dict[str, str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.exec import app_environment
+from cli.errors import ExecFailedError
+from cli.exec import app_environment, exec_with_env
 from tests.cli.conftest import ESI_CLI, RunCli, run_process, stub_value
 from tests.cli.stub_federation import StubFederation
 
@@ -189,3 +190,10 @@ def test_the_application_starts_with_default_signal_dispositions(
     (ignored,) = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("SigIgn:")]
     assert int(ignored, 16) & (1 << (signal.SIGPIPE - 1)) == 0
     assert int(ignored, 16) & (1 << (signal.SIGXFSZ - 1)) == 0
+
+
+def test_a_failed_exec_leaves_the_signal_handlers_as_they_were() -> None:
+    before = signal.getsignal(signal.SIGPIPE)
+    with pytest.raises(ExecFailedError):
+        exec_with_env(["/nonexistent/esi-test-app"], {"A": "1"})
+    assert signal.getsignal(signal.SIGPIPE) == before
