@@ -7,7 +7,6 @@ The load comparison, the JWKS count, the merged-read burst and esi-cli's start-u
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,6 +21,7 @@ from bench.loadgen import LoadResult, Request, Target, run_load
 from bench.processes import ServerProcess
 from bench.scrape import counter_sum, scrape
 from hack.client_issuer import ClientClusterIssuer
+from hack.openbao import OpenBao
 from hack.sa_tokens import TokenIssuer, generate_signing_key
 
 WORKERS, THREADS = 2, 8  # esi-federation serve's defaults
@@ -82,23 +82,13 @@ class BurstNumbers:
     store_read_mean_ms: float
 
 
-def openbao_class() -> Any:
-    """``OpenBao`` from wherever the test helper lives now (``hack/`` or ``tests/``)."""
-    for module in ("hack.openbao", "tests.openbao"):
-        try:
-            return importlib.import_module(module).OpenBao
-        except ModuleNotFoundError:
-            continue
-    raise RuntimeError("neither hack.openbao nor tests.openbao provides OpenBao")
-
-
 @contextmanager
 def running_federation(env: Environment) -> Iterator[Federation]:
     """OpenBao, the issuer, esi-federation serve and its baseline, all started; stopped afterwards."""
     with ExitStack() as stack:
         openbao_dir = env.work / "openbao"
         openbao_dir.mkdir()
-        openbao = openbao_class()(openbao_dir)
+        openbao = OpenBao(openbao_dir)
         openbao.start()
         stack.callback(openbao.stop)
         values = manifests.seed_secrets()

@@ -1,6 +1,6 @@
 """Helpers for the vault provider's tests: stores, configurations, JWTs and a TokenReview endpoint.
 
-Test modules start their own OpenBao (``tests.openbao.running_openbao``) in a module-scoped fixture
+Test modules start their own OpenBao (``hack.openbao.running_openbao``) in a module-scoped fixture
 and build providers with ``vault_provider``.
 """
 
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from federation.config.model import Configuration, KubeSecret, StoreConfig
 from federation.settings import Settings
 from federation.stores import vault
-from tests.openbao import TlsFiles
+from hack.openbao import TlsFiles
 
 NAMESPACE = "external-secrets"
 

@@ -13,6 +13,7 @@ import pytest
 from federation.errors import StoreError
 from federation.settings import Settings
 from federation.stores.vault import VaultProvider
+from hack.openbao import OpenBao, make_tls, running_openbao
 from tests.federation.conftest_vault import (
     ConfigSource,
     FakeClock,
@@ -22,7 +23,6 @@ from tests.federation.conftest_vault import (
     secret_ref,
     vault_provider,
 )
-from tests.openbao import OpenBao, make_tls, running_openbao
 
 DB = {"username": "prometheus", "password": "auth-test-db-password"}
 ROLE_ID = "federation-role-id"

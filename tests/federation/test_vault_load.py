@@ -13,8 +13,8 @@ from federation.settings import Settings
 from federation.stores.base import SecretData
 from federation.stores.reader import StoreReader
 from federation.stores.registry import StoreRegistry
+from hack.openbao import OpenBao, running_openbao
 from tests.federation.conftest_vault import ConfigSource, secret_ref
-from tests.openbao import OpenBao, running_openbao
 
 DB = {"username": "prometheus", "password": "load-test-db-password"}
 BURST = 50

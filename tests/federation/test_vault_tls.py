@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from federation.errors import StoreError
+from hack.openbao import OpenBao, make_tls, running_openbao
 from tests.federation.conftest_vault import ConfigSource, secret_ref, vault_provider
-from tests.openbao import OpenBao, make_tls, running_openbao
 
 DB = {"password": "tls-test-db-password"}
 

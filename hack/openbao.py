@@ -1,4 +1,4 @@
-"""A real OpenBao server for tests: ``bao server -dev`` on free loopback ports, healthy, then stopped.
+"""A real OpenBao server (tests, demo, benchmarks): ``bao server -dev`` on free loopback ports, then stopped.
 
 ``running_openbao(directory)`` is the whole interface tests need; ``OpenBao`` also restarts the server
 on the same ports (dev mode keeps data in memory, so a restart starts empty), seals and unseals it, and
@@ -8,8 +8,6 @@ counts requests in its file audit log, which is how tests see how many reads rea
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -26,10 +24,8 @@ from pathlib import Path
 
 import hvac
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hack.certs import create_ca, write_tls_files
 
 START_TIMEOUT = 20.0
 
@@ -59,48 +55,10 @@ class TlsFiles:
 
 
 def make_tls(directory: Path, name: str = "server") -> TlsFiles:
-    """Generate a CA and a 127.0.0.1 server certificate into ``directory`` (valid for one day)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test CA for {name}")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_file.chmod(0o600)
-    return TlsFiles(ca_cert.public_bytes(serialization.Encoding.PEM), cert_file, key_file)
+    """A new CA and a 127.0.0.1 server certificate it signed, written as ``<name>.crt``/``<name>.key``."""
+    ca = create_ca(f"test CA for {name}")
+    files = write_tls_files(directory, ca, ca.issue(["127.0.0.1"]), name=name)
+    return TlsFiles(ca.cert_pem, files.cert_file, files.key_file)
 
 
 class OpenBao:
