@@ -15,15 +15,12 @@ import base64
 import hashlib
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import urllib3
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
@@ -31,6 +28,7 @@ from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable
 from federation.jwks_shared import Attempt, AttemptSlot, FileSlot, MemorySlot
 from federation.metrics import Metrics
+from federation.pinned_https import PinnedRequestError, pinned_request
 from federation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,47 +108,18 @@ def _verification_key(jwk: Any) -> VerificationKey:
 
 def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:
     """GET a JWKS over HTTPS, trusting only ``ca_bundle`` (the system store when None)."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise JwksFetchError("JWKS URLs must be https://")
-    context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else ssl.create_default_context()
-    timeout = urllib3.Timeout(connect=settings.jwks_connect_timeout, total=settings.jwks_total_timeout)
-    pool = urllib3.HTTPSConnectionPool(
-        parts.hostname, parts.port or 443, ssl_context=context, timeout=timeout, retries=False, maxsize=1
-    )
     headers = {"Accept": "application/json"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
-    deadline = time.monotonic() + settings.jwks_total_timeout
     try:
-        response = pool.urlopen(
-            "GET",
-            parts.path + (f"?{parts.query}" if parts.query else ""),
-            headers=headers,
-            redirect=False,
-            preload_content=False,
+        answer = pinned_request(
+            "GET", url, ca_bundle=ca_bundle, headers=headers, settings=settings, max_bytes=MAX_JWKS_BYTES
         )
-        try:
-            if response.status != 200:
-                raise JwksFetchError(f"{url} answered HTTP {response.status}")
-            return _read_capped(response, deadline)
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
-        raise JwksFetchError(f"{url}: {type(exc).__name__}") from exc
-    finally:
-        pool.close()
-
-
-def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-    body = bytearray()
-    for chunk in response.stream(16384):
-        body.extend(chunk)
-        if len(body) > MAX_JWKS_BYTES:
-            raise JwksFetchError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise JwksFetchError("the JWKS fetch took longer than the total timeout")
-    return bytes(body)
+    except PinnedRequestError as exc:
+        raise JwksFetchError(f"JWKS fetch failed: {exc}") from exc
+    if answer.status != 200:
+        raise JwksFetchError(f"{url} answered HTTP {answer.status}")
+    return answer.body
 
 
 Fetcher = Callable[[str, str | None, str | None, Settings], bytes]

@@ -24,18 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
-import urllib3
 
 from federation.config.model import Configuration, Federation
 from federation.errors import Unauthorized, Unavailable
+from federation.pinned_https import PinnedRequestError, pinned_request
 from federation.settings import Settings
 from federation.tokens import Identity
 
@@ -57,49 +55,27 @@ def post_token_review(
     federation: Federation, reviewer_token: str, body: dict[str, Any], settings: Settings
 ) -> dict[str, Any]:
     """POST ``body`` to the federation's TokenReview API over pinned HTTPS; the decoded answer."""
-    parts = urlsplit(federation.url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise TokenReviewFailed("the federation URL is not https://")
-    context = (
-        ssl.create_default_context(cadata=federation.ca_bundle)
-        if federation.ca_bundle
-        else ssl.create_default_context()
-    )
-    timeout = urllib3.Timeout(connect=settings.jwks_connect_timeout, total=settings.jwks_total_timeout)
-    pool = urllib3.HTTPSConnectionPool(
-        parts.hostname, parts.port or 443, ssl_context=context, timeout=timeout, retries=False, maxsize=1
-    )
     headers = {
         "Accept": "application/json",
         "Content-Type": "application/json",
         "Authorization": f"Bearer {reviewer_token}",
     }
-    path = parts.path.rstrip("/") + TOKEN_REVIEW_PATH
     try:
-        response = pool.urlopen(
+        answer = pinned_request(
             "POST",
-            path,
-            body=json.dumps(body).encode(),
+            federation.url.rstrip("/") + TOKEN_REVIEW_PATH,
+            ca_bundle=federation.ca_bundle,
             headers=headers,
-            redirect=False,
-            preload_content=False,
+            settings=settings,
+            max_bytes=MAX_REVIEW_BYTES,
+            body=json.dumps(body).encode(),
         )
-        try:
-            if response.status not in (200, 201):
-                raise TokenReviewFailed(
-                    f"{federation.url} answered the TokenReview with HTTP {response.status}"
-                )
-            data = response.read(MAX_REVIEW_BYTES + 1)
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
-        raise TokenReviewFailed(f"{federation.url}: TokenReview failed: {type(exc).__name__}") from exc
-    finally:
-        pool.close()
-    if len(data) > MAX_REVIEW_BYTES:
-        raise TokenReviewFailed("the TokenReview answer is too large")
+    except PinnedRequestError as exc:
+        raise TokenReviewFailed(f"TokenReview failed: {exc}") from exc
+    if answer.status not in (200, 201):
+        raise TokenReviewFailed(f"{federation.url} answered the TokenReview with HTTP {answer.status}")
     try:
-        document = json.loads(data)
+        document = json.loads(answer.body)
     except ValueError:
         raise TokenReviewFailed("the TokenReview answer is not JSON") from None
     if not isinstance(document, dict):

@@ -146,6 +146,17 @@ class FederationStack:
         self.issuer.stop()
 
 
+def serve_over_tls(app: Flask, directory: Path) -> tuple[BaseWSGIServer, Path]:
+    """Serve ``app`` over TLS on 127.0.0.1 (a free port) in a thread; the server and its CA file."""
+    server_ca = create_ca("federation server test CA")
+    tls = write_tls_files(directory, server_ca, server_ca.issue(["127.0.0.1", "localhost"]))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
+    threading.Thread(target=server.serve_forever, name="federation-test-server", daemon=True).start()
+    return server, tls.ca_file
+
+
 @contextmanager
 def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
     """Start a ``FederationStack`` seeded with the walkthrough's resources; stop it afterwards."""
@@ -153,8 +164,6 @@ def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     values = seed_values()
-    server_ca = create_ca("federation server test CA")
-    tls = write_tls_files(tmp_path / "tls", server_ca, server_ca.issue(["127.0.0.1", "localhost"]))
     ca_file = tmp_path / "client-ca.crt"
     ca_file.write_text(issuer.ca_pem, encoding="utf-8")
     _write_seed(manifests, issuer, values)
@@ -166,13 +175,10 @@ def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
     }
     options.update(settings)
     app = create_app(Settings(**options))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
-    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
-    threading.Thread(target=server.serve_forever, name="federation-test-server", daemon=True).start()
+    server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
     stack = FederationStack(
         url=f"https://127.0.0.1:{server.server_port}",
-        server_ca_file=tls.ca_file,
+        server_ca_file=server_ca_file,
         ca_file=ca_file,
         manifests_dir=manifests,
         issuer=issuer,

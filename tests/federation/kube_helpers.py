@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -32,11 +31,11 @@ import requests
 import yaml
 from flask import Flask
 from kmock import KubernetesEmulator, Server
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from federation.app import create_app
 from federation.settings import Settings
-from hack.certs import create_ca, server_ssl_context, write_tls_files
+from hack.certs import server_ssl_context, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
 from tests.stack import (
     AUDIENCE,
@@ -47,6 +46,7 @@ from tests.stack import (
     authorization,
     fake_store,
     seed_values,
+    serve_over_tls,
 )
 
 FEDERATIONS = "/apis/identity.federation.external-secrets.io/v1alpha1/kubernetesfederations"
@@ -386,8 +386,6 @@ def kube_stack(
     values = seed_values()
     cluster.serve_stores("v1" if stores == STORES_V1 else "v1beta1")
     seed(cluster, issuer, values, stores=stores)
-    server_ca = create_ca("federation server test CA")
-    tls = write_tls_files(tmp_path / "tls", server_ca, server_ca.issue(["127.0.0.1", "localhost"]))
     options: dict[str, Any] = {
         "kubernetes": True,
         "kubeconfig": cluster.write_kubeconfig(tmp_path / "kubeconfig"),
@@ -399,13 +397,10 @@ def kube_stack(
     }
     options.update(settings)
     app = create_app(Settings(**options))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
-    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
-    threading.Thread(target=server.serve_forever, name="federation-kube-test-server", daemon=True).start()
+    server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
     stack = KubeStack(
         url=f"https://127.0.0.1:{server.server_port}",
-        server_ca_file=tls.ca_file,
+        server_ca_file=server_ca_file,
         cluster=cluster,
         issuer=issuer,
         app=app,
