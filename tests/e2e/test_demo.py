@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The demo's secret values are made with these prefixes (hack/demo.py: store_secrets).
 DEMO_VALUE = re.compile(r"\b(pw|tok)-[0-9a-f]{16}\b")
 
-pytestmark = pytest.mark.slow
+# Both tests look for the demo's processes, so they must not run side by side.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 def _demo_processes() -> list[str]:
