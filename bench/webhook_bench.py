@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
 from bench.compare import Contender, LoadPlan, take_turns
 from bench.environment import REPO, Environment
 from bench.loadgen import LoadResult, Request
+from hack.admission import pod_create_review
 
 SEED_POD = REPO / "examples" / "client-cluster-alpha" / "prometheus-pod.yaml"
 SERVER_URL = "https://esi-federation.cluster-main.example.com"
@@ -30,29 +29,10 @@ class WebhookNumbers:
     threads: int
 
 
-def admission_review(pod: dict[str, Any]) -> dict[str, Any]:
-    """An AdmissionReview v1 of a pod CREATE, as the API server sends it."""
-    metadata = pod.get("metadata") or {}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": metadata.get("namespace", "default"),
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": pod,
-            "dryRun": False,
-        },
-    }
-
-
 def run(env: Environment, plan: LoadPlan) -> WebhookNumbers:
     """Start esi-webhook and the bare baseline, load them in turns, stop them."""
     pod = yaml.safe_load(SEED_POD.read_text(encoding="utf-8"))
-    body = json.dumps(admission_review(pod)).encode()
+    body = json.dumps(pod_create_review(pod)).encode()
     request = Request("POST", "/mutate", body, {"Content-Type": "application/json"})
     sizing = ["--workers", str(WORKERS), "--threads", str(THREADS)]
     webhook, webhook_target = env.start_server(

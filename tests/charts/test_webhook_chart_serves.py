@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.admission import pod_create_review
 from hack.certs import create_ca
 from tests.charts.rendering import (
     RELEASE_NAMESPACE,
@@ -141,22 +141,6 @@ def chart_webhook(tmp_path: Path) -> Iterator[ChartWebhook]:
             process.wait()
 
 
-def admission_review(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """An AdmissionReview of a pod CREATE in ``namespace``."""
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": namespace,
-            "object": pod,
-        },
-    }
-
-
 def test_the_probe_paths_answer_over_the_charts_tls(chart_webhook: ChartWebhook) -> None:
     assert chart_webhook.request("GET", "/healthz")[0] == 200
     assert chart_webhook.request("GET", "/readyz")[0] == 200
@@ -164,7 +148,7 @@ def test_the_probe_paths_answer_over_the_charts_tls(chart_webhook: ChartWebhook)
 
 def test_mutate_injects_esi_init_into_the_seed_pod(chart_webhook: ChartWebhook) -> None:
     pod = yaml.safe_load(PROMETHEUS_POD.read_text())
-    review = admission_review(pod, "monitoring")
+    review = pod_create_review(pod, namespace="monitoring")
     status, body = chart_webhook.request("POST", "/mutate", review)
     assert status == 200
     response = json.loads(body)["response"]
@@ -177,7 +161,8 @@ def test_mutate_injects_esi_init_into_the_seed_pod(chart_webhook: ChartWebhook) 
 def test_pods_of_the_release_namespace_pass_untouched(chart_webhook: ChartWebhook) -> None:
     pod = yaml.safe_load(PROMETHEUS_POD.read_text())
     pod["metadata"]["namespace"] = RELEASE_NAMESPACE
-    status, body = chart_webhook.request("POST", "/mutate", admission_review(pod, RELEASE_NAMESPACE))
+    review = pod_create_review(pod, namespace=RELEASE_NAMESPACE)
+    status, body = chart_webhook.request("POST", "/mutate", review)
     assert status == 200
     response = json.loads(body)["response"]
     assert response["allowed"] is True

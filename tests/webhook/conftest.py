@@ -6,7 +6,6 @@ import base64
 import functools
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from hack.admission import pod_create_review
 from webhook.app import create_app
 from webhook.settings import Settings
 
@@ -41,20 +41,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 def review(pod: dict[str, Any] | None, *, namespace: str | None = None, **request: Any) -> dict[str, Any]:
     """An AdmissionReview of a pod CREATE, as the API server sends it."""
-    metadata = (pod or {}).get("metadata") or {}
-    body: dict[str, Any] = {
-        "uid": str(uuid.uuid4()),
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "namespace": namespace or metadata.get("namespace") or "default",
-        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-        "dryRun": False,
-    }
-    if pod is not None:
-        body["object"] = pod
-    body.update(request)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
+    return pod_create_review(pod, namespace=namespace, **request)
 
 
 def decoded_patch(answer: dict[str, Any]) -> list[dict[str, Any]]:
