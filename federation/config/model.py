@@ -91,7 +91,3 @@ class Configuration:
         """Return the bytes at ``ref``, or None when the Secret or the key is absent."""
         secret = self.secrets.get((ref.namespace, ref.name))
         return None if secret is None else secret.data.get(ref.key)
-
-    def secrets_in(self, namespace: str) -> Mapping[str, KubeSecret]:
-        """Every Secret of ``namespace``, by name."""
-        return {name: secret for (ns, name), secret in self.secrets.items() if ns == namespace}
