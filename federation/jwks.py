@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 256 * 1024
 MAX_KEYS = 50
+# kube-apiserver serves the key set only as application/jwk-set+json and answers 406 to an Accept that
+# does not admit it; mirrors and static hosts often label the same document application/json.
+JWKS_ACCEPT = "application/jwk-set+json, application/json"
 MIN_RSA_BITS = 2048
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256"})
 EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384"}
@@ -108,7 +111,7 @@ def _verification_key(jwk: Any) -> VerificationKey:
 
 def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:
     """GET a JWKS over HTTPS, trusting only ``ca_bundle`` (the system store when None)."""
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": JWKS_ACCEPT}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
     try:

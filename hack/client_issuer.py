@@ -68,6 +68,9 @@ JWKS_PATH = "/openid/v1/jwks"
 TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 MAX_REVIEW_BODY = 1024 * 1024
 JWKS_CONTENT_TYPE = "application/jwk-set+json"
+DISCOVERY_CONTENT_TYPE = "application/json"
+# What kube-apiserver can answer a TokenReview with (JSON, YAML, protobuf); only JSON is ever sent here.
+REVIEW_CONTENT_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 FEDERATION_API_VERSION = "identity.federation.external-secrets.io/v1alpha1"
 
 
@@ -320,12 +323,17 @@ class _Handler(BaseHTTPRequestHandler):
         issuer = self.server.issuer
         path = self.path.split("?", 1)[0]
         authorization = self.headers.get("Authorization")
+        accept = self.headers.get("Accept")
         if not issuer._bearer_accepted(authorization, path):
             status = self._send_status(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+        elif path == DISCOVERY_PATH and not accepts(accept, (DISCOVERY_CONTENT_TYPE,)):
+            status = self._send_not_acceptable()
         elif path == DISCOVERY_PATH:
             status = self._send_json(
-                HTTPStatus.OK, issuer.tokens.discovery(issuer.jwks_url), "application/json"
+                HTTPStatus.OK, issuer.tokens.discovery(issuer.jwks_url), DISCOVERY_CONTENT_TYPE
             )
+        elif path == JWKS_PATH and not accepts(accept, (JWKS_CONTENT_TYPE,)):
+            status = self._send_not_acceptable()
         elif path == JWKS_PATH:
             status = self._send_jwks(issuer)
         else:
@@ -346,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif not issuer._bearer_accepted(authorization, path):
             self.close_connection = True
             status = self._send_status(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+        elif not accepts(self.headers.get("Accept"), REVIEW_CONTENT_TYPES, wildcards=True):
+            self.close_connection = True
+            status = self._send_not_acceptable()
         else:
             status = self._answer_review(issuer)
         issuer._record(SeenRequest("POST", path, authorization is not None, status))
@@ -379,6 +390,10 @@ class _Handler(BaseHTTPRequestHandler):
         cache = {"Cache-Control": "public, max-age=3600"}  # what kube-apiserver sends with its key set
         return self._send(HTTPStatus.OK, json.dumps(issuer.tokens.jwks()).encode(), JWKS_CONTENT_TYPE, cache)
 
+    def _send_not_acceptable(self) -> int:
+        # go-restful's own answer, which is what kube-apiserver's discovery routes give.
+        return self._send(HTTPStatus.NOT_ACCEPTABLE, b"406: Not Acceptable", "text/plain; charset=utf-8")
+
     def _send_status(self, status: HTTPStatus, message: str) -> int:
         body = {
             "kind": "Status",
@@ -408,6 +423,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests observe ``ClientClusterIssuer.requests`` instead of stderr."""
+
+
+def accepts(accept: str | None, produces: Sequence[str], *, wildcards: bool = False) -> bool:
+    """Whether an ``Accept`` header admits one of ``produces``, the way kube-apiserver decides.
+
+    The discovery and JWKS routes are go-restful routes: an absent header or ``*/*`` admits anything,
+    otherwise a media range must name a produced type exactly (``application/*`` does not match). The
+    TokenReview API negotiates through apimachinery, which also honours ``type/*`` (``wildcards``).
+    """
+    if not accept or not accept.strip():
+        return True
+    for media_range in accept.split(","):
+        media_type = media_range.split(";", 1)[0].strip().lower()
+        if media_type == "*/*" or media_type in produces:
+            return True
+        if wildcards and media_type.endswith("/*"):
+            prefix = media_type[:-1]
+            if any(produced.startswith(prefix) for produced in produces):
+                return True
+    return False
 
 
 def _context_from_pems(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:

@@ -59,6 +59,22 @@ def test_concurrent_first_requests_share_one_jwks_fetch(stack: FederationStack, 
     assert cluster.jwks_requests == 1
 
 
+def test_the_key_set_is_fetched_with_an_accept_the_api_server_admits(
+    stack: FederationStack, clusters: ExitStack
+) -> None:
+    # The stand-in answers 406 to an Accept without application/jwk-set+json, as kube-apiserver does:
+    # an "Accept: application/json" fetch made every request of a real client cluster a 503.
+    cluster = _cluster(clusters, "negotiated")
+    register(
+        stack,
+        "negotiated.yaml",
+        cluster.federation_manifest("negotiated", [AUDIENCE]),
+        _grant(cluster, "negotiated"),
+    )
+    assert post_secrets(stack, _mint(cluster)).status_code == 200
+    assert [seen.status for seen in cluster.requests if seen.path == "/openid/v1/jwks"] == [200]
+
+
 def test_a_static_jwks_is_used_without_fetching(stack: FederationStack, clusters: ExitStack) -> None:
     cluster = _cluster(clusters, "static")
     manifest = cluster.federation_manifest("static", [AUDIENCE])

@@ -218,3 +218,50 @@ def test_a_burst_of_concurrent_key_set_fetches_is_served_completely(
         statuses = list(pool.map(fetch, range(100)))
     assert statuses == [200] * 100
     assert cluster.jwks_requests == 100
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "status"),
+    [
+        (client_issuer.JWKS_PATH, "application/json", 406),
+        (client_issuer.JWKS_PATH, "application/*", 406),
+        (client_issuer.JWKS_PATH, "application/jwk-set+json", 200),
+        (client_issuer.JWKS_PATH, "text/html, application/jwk-set+json;q=0.9", 200),
+        (client_issuer.JWKS_PATH, "*/*", 200),
+        (client_issuer.JWKS_PATH, None, 200),
+        (client_issuer.DISCOVERY_PATH, "application/jwk-set+json", 406),
+        (client_issuer.DISCOVERY_PATH, "application/json", 200),
+        (client_issuer.DISCOVERY_PATH, "*/*", 200),
+    ],
+)
+def test_accept_is_negotiated_as_kube_apiserver_does(
+    cluster: ClientClusterIssuer, ca_file: str, path: str, accept: str | None, status: int
+) -> None:
+    # requests sends "Accept: */*" unless told otherwise; None removes the header altogether.
+    headers = {"Accept": accept}
+    response = requests.get(cluster.url + path, headers=headers, verify=ca_file, timeout=5)
+    assert response.status_code == status
+    if status == 406:
+        assert response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_the_discovery_document_is_application_json(cluster: ClientClusterIssuer, ca_file: str) -> None:
+    response = requests.get(cluster.discovery_url, verify=ca_file, timeout=5)
+    assert response.headers["Content-Type"] == "application/json"
+    assert set(response.json()) == {
+        "issuer",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    }
+
+
+def test_a_token_review_that_admits_no_json_is_not_acceptable(
+    cluster: ClientClusterIssuer, ca_file: str
+) -> None:
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "x"}}
+    url = cluster.url + client_issuer.TOKEN_REVIEW_PATH
+    refused = requests.post(url, json=body, headers={"Accept": "text/html"}, verify=ca_file, timeout=5)
+    answered = requests.post(url, json=body, headers={"Accept": "application/*"}, verify=ca_file, timeout=5)
+    assert (refused.status_code, answered.status_code) == (406, 201)
