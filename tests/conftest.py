@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import FederationStack, running_stack
+from tests.helpers_stack import FederationStack, running_stack
 
 
 @pytest.fixture

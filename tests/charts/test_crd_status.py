@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from federation.config.model import Configuration, Federation, Grant
 from federation.jwks import VerificationKey
 from federation.status import KeyView, authorization_status, federation_status, with_transition_times
-from tests.charts.crd_schema import AUTHORIZATION, FEDERATION, errors
+from tests.charts.helpers_crd_schema import AUTHORIZATION, FEDERATION, errors
 
 NOW = 1_800_000_000.0
 ALPHA = Federation(name="client-cluster-alpha", url="https://client-cluster-alpha.example.com:6443")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.charts.crd_schema import AUTHORIZATION, FEDERATION, crd_by_kind, errors
-from tests.charts.rendering import REPO_ROOT
+from tests.charts.helpers_crd_schema import AUTHORIZATION, FEDERATION, crd_by_kind, errors
+from tests.charts.helpers_rendering import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "cluster-main"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

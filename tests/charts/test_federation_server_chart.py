@@ -9,7 +9,7 @@ import helm_python
 import pytest
 from cryptography import x509
 
-from tests.charts.rendering import (
+from tests.charts.helpers_rendering import (
     RELEASE_NAMESPACE,
     SERVER_CHART,
     cli_flags,

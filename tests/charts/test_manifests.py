@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hack.certs import create_ca
-from tests.charts.rendering import (
+from tests.charts.helpers_rendering import (
     FOREIGN_KINDS,
     SERVER_CHART,
     SERVER_VARIANTS,

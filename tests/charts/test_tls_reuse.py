@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from hack.certs import create_ca
-from tests.charts.fake_apiserver import FakeApiServer, fake_apiserver
-from tests.charts.rendering import (
+from tests.charts.helpers_fake_apiserver import FakeApiServer, fake_apiserver
+from tests.charts.helpers_rendering import (
     RELEASE_NAMESPACE,
     SERVER_CHART,
     WEBHOOK_CHART,

@@ -8,7 +8,7 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.charts.rendering import SERVER_CHART, WEBHOOK_CHART, WEBHOOK_REQUIRED_VALUES, merge, render
+from tests.charts.helpers_rendering import SERVER_CHART, WEBHOOK_CHART, WEBHOOK_REQUIRED_VALUES, merge, render
 
 BAD_WEBHOOK_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"replicaCont": 3}, "replicaCont"),

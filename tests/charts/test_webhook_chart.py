@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 
 from hack.certs import create_ca
-from tests.charts.rendering import (
+from tests.charts.helpers_rendering import (
     RELEASE_NAMESPACE,
     REPO_ROOT,
     WEBHOOK_CHART,

@@ -25,7 +25,7 @@ import yaml
 
 from hack.admission import pod_create_review
 from hack.certs import create_ca
-from tests.charts.rendering import (
+from tests.charts.helpers_rendering import (
     RELEASE_NAMESPACE,
     REPO_ROOT,
     WEBHOOK_CHART,

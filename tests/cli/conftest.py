@@ -1,23 +1,16 @@
-"""Fixtures for esi-cli's tests: a TLS stub federation server, a token file, and ways to run esi-cli."""
+"""Fixtures of esi-cli's tests: a TLS stub federation server, a token file, and ways to run esi-cli."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from tests.cli.stub_federation import StubFederation, start_stub
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ESI_CLI = Path(sys.executable).with_name("esi-cli")
+from tests.cli.helpers_run import RunCli
+from tests.cli.helpers_stub_federation import StubFederation, start_stub
 
 
 @pytest.fixture(autouse=True)
@@ -64,23 +57,6 @@ def secrets_dir(tmp_path: Path) -> Path:
     return path
 
 
-@dataclass
-class Run:
-    """The outcome of one esi-cli run."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def log_lines(self) -> list[dict[str, object]]:
-        """stderr parsed as the product's log format: one JSON object per line."""
-        return [json.loads(line) for line in self.stderr.splitlines() if line.strip()]
-
-    def events(self) -> list[object]:
-        """The ``event`` of each log line, in order."""
-        return [line["event"] for line in self.log_lines()]
-
-
 @pytest.fixture
 def connect_args(stub: StubFederation, token_file: Path, secrets_dir: Path) -> list[str]:
     """Options that point esi-cli at the stub and the test's own directory."""
@@ -102,31 +78,3 @@ def connect_args(stub: StubFederation, token_file: Path, secrets_dir: Path) -> l
 def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
     """Run ``main(argv)`` in this process and capture its exit code, stdout and stderr."""
     return RunCli(capsys)
-
-
-class RunCli:
-    """Callable that runs esi-cli in-process."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> Run:
-        """Run ``esi-cli ARGV...``."""
-        self.capsys.readouterr()
-        exit_code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Run(exit_code, captured.out, captured.err)
-
-
-def run_process(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> Run:
-    """Run a real esi-cli (or any) process with only ``env`` (plus PATH) as its environment."""
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
-    done = subprocess.run(
-        argv, env=environment, capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO_ROOT
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
-def stub_value(stub: StubFederation, key: str, prop: str) -> str:
-    """What the stub holds at ``vault-prod:key.prop``."""
-    return stub.secrets[("vault-prod", key)][prop]

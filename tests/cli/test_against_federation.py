@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ESI_CLI, Run, run_process
-from tests.stack import FederationStack
+from tests.cli.helpers_run import ESI_CLI, Run, run_process
+from tests.helpers_stack import FederationStack
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import REPO_ROOT, run_process, stub_value
-from tests.cli.stub_federation import StubFederation
+from tests.cli.helpers_run import REPO_ROOT, run_process, stub_value
+from tests.cli.helpers_stub_federation import StubFederation
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("esi-cli-build")]
 

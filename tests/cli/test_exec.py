@@ -14,8 +14,8 @@ import pytest
 
 from cli.errors import ExecFailedError
 from cli.exec import app_environment, exec_with_env
-from tests.cli.conftest import ESI_CLI, RunCli, run_process, stub_value
-from tests.cli.stub_federation import StubFederation
+from tests.cli.helpers_run import ESI_CLI, RunCli, run_process, stub_value
+from tests.cli.helpers_stub_federation import StubFederation
 
 # Reports which variables are set (never their values) and writes them to a file for comparison.
 CHILD = """

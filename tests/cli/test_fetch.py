@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import RunCli, stub_value
-from tests.cli.stub_federation import StubFederation
+from tests.cli.helpers_run import RunCli, stub_value
+from tests.cli.helpers_stub_federation import StubFederation
 
 
 def holds(path: Path, expected: str) -> bool:

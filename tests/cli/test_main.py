@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 from cli import __version__
-from tests.cli.conftest import ESI_CLI, REPO_ROOT, RunCli, run_process
+from tests.cli.helpers_run import ESI_CLI, REPO_ROOT, RunCli, run_process
 
 
 def test_version_prints_the_package_version() -> None:

@@ -15,8 +15,8 @@ from cli.client import FederationClient
 from cli.commands import refresh_files
 from cli.main import build_parser
 from cli.settings import load_connection, load_secrets
-from tests.cli.conftest import ESI_CLI, Run
-from tests.cli.stub_federation import StubFederation
+from tests.cli.helpers_run import ESI_CLI, Run
+from tests.cli.helpers_stub_federation import StubFederation
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -10,7 +10,7 @@ from cli.errors import UsageError
 from cli.main import build_parser, split_command
 from cli.refs import SecretRef
 from cli.settings import ENV_VARS, load_connection, load_secrets, parse_file_mode, parse_server_url
-from tests.cli.conftest import RunCli
+from tests.cli.helpers_run import RunCli
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

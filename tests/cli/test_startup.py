@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.conftest import ESI_CLI, REPO_ROOT
-from tests.cli.stub_federation import StubFederation
+from tests.cli.helpers_run import ESI_CLI, REPO_ROOT
+from tests.cli.helpers_stub_federation import StubFederation
 
 # The server side's libraries: none may load in esi-cli, not even indirectly.
 FORBIDDEN = {"flask", "werkzeug", "hvac", "jwt", "kubernetes", "cryptography", "requests", "yaml", "urllib3"}

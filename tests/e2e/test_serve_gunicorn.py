@@ -21,8 +21,16 @@ import yaml
 
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
-from tests.federation.support import metric_value
-from tests.stack import AUDIENCE, CLUSTER, NAMESPACE, SERVICE_ACCOUNT, authorization, fake_store, seed_values
+from tests.federation.helpers_requests import metric_value
+from tests.helpers_stack import (
+    AUDIENCE,
+    CLUSTER,
+    NAMESPACE,
+    SERVICE_ACCOUNT,
+    authorization,
+    fake_store,
+    seed_values,
+)
 
 # One server for the module, and the last test stops it: the tests must run in order on one worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve-gunicorn")]

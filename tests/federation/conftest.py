@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.stack import FederationStack, authorization, fake_store, running_stack
-
-TEAM_READER = "system:serviceaccount:monitoring:team-a-reader"
-SECRETS_READER = "system:serviceaccount:monitoring:k8s-reader"
+from tests.federation.helpers_requests import SECRETS_READER, TEAM_READER
+from tests.helpers_stack import FederationStack, authorization, fake_store, running_stack
 
 
 def _kubernetes_store_documents(password: str) -> list[dict[str, Any]]:

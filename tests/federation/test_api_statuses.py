@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.federation.conftest import SECRETS_READER, TEAM_READER
-from tests.federation.support import PASSWORD, SERVICE_A, post_secrets
-from tests.stack import FederationStack, running_stack
+from tests.federation.helpers_requests import PASSWORD, SECRETS_READER, SERVICE_A, TEAM_READER, post_secrets
+from tests.helpers_stack import FederationStack, running_stack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("api_statuses")

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tests.federation.conftest import TEAM_READER
-from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, get, post_secrets
-from tests.stack import CLUSTER, SUBJECT, FederationStack
+from tests.federation.helpers_requests import PASSWORD, SERVICE_A, TEAM_READER, USERNAME, get, post_secrets
+from tests.helpers_stack import CLUSTER, SUBJECT, FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("api_success")

@@ -16,8 +16,8 @@ import requests
 from hack.certs import create_ca
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
 from hack.sa_tokens import PodIdentity, TokenIssuer, generate_signing_key
-from tests.federation.support import PASSWORD, get, metric_value, post_secrets
-from tests.stack import (
+from tests.federation.helpers_requests import PASSWORD, get, metric_value, post_secrets
+from tests.helpers_stack import (
     AUDIENCE,
     CLUSTER,
     NAMESPACE,

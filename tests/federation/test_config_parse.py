@@ -16,7 +16,7 @@ import yaml
 from federation.config.parse import build_configuration
 from federation.errors import ConfigurationError
 from federation.main import main
-from tests.stack import authorization, fake_store
+from tests.helpers_stack import authorization, fake_store
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "cluster-main"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from federation.app import create_app
 from federation.settings import Settings
-from tests.federation.support import get, metric_value, post_secrets
-from tests.stack import FederationStack, authorization
+from tests.federation.helpers_requests import get, metric_value, post_secrets
+from tests.helpers_stack import FederationStack, authorization
 
 
 def _wait_for_status(stack: FederationStack, token: str, status: int, timeout: float) -> float:

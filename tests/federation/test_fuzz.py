@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hack.sa_tokens import PodIdentity
-from tests.federation.support import PASSWORD, b64url, post_secrets
-from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
+from tests.federation.helpers_requests import PASSWORD, b64url, post_secrets
+from tests.helpers_stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("fuzz")

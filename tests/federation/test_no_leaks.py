@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from federation.logs import JsonFormatter
-from tests.federation.support import PASSWORD, SERVICE_A, post_secrets
-from tests.stack import FederationStack, running_stack
+from tests.federation.helpers_requests import PASSWORD, SERVICE_A, post_secrets
+from tests.helpers_stack import FederationStack, running_stack
 
 
 def _requests_to_send(stack: FederationStack) -> list[tuple[str, dict[str, Any]]]:

@@ -10,8 +10,8 @@ import pytest
 import requests
 import yaml
 
-from tests.federation.support import PASSWORD, get, metric_value, post_secrets
-from tests.stack import FederationStack
+from tests.federation.helpers_requests import PASSWORD, get, metric_value, post_secrets
+from tests.helpers_stack import FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("ops_routes")

@@ -28,7 +28,7 @@ from federation.tokens import (
 )
 from hack.certs import create_ca
 from hack.sa_tokens import PodIdentity, TokenIssuer
-from tests.federation.support import hand_made_token
+from tests.federation.helpers_requests import hand_made_token
 
 NOW = 1_800_000_000.0
 ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -10,8 +10,15 @@ import pytest
 
 from hack.client_issuer import TOKEN_REVIEW_PATH, ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer
-from tests.federation.support import post_secrets, register
-from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack, authorization, running_stack
+from tests.federation.helpers_requests import post_secrets, register
+from tests.helpers_stack import (
+    AUDIENCE,
+    NAMESPACE,
+    SERVICE_ACCOUNT,
+    FederationStack,
+    authorization,
+    running_stack,
+)
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("token_review_http")

@@ -13,8 +13,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from hack.sa_tokens import PodIdentity, SigningKey, TokenIssuer, generate_signing_key
-from tests.federation.support import b64url, hand_made_token, hs256_token, post_secrets
-from tests.stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
+from tests.federation.helpers_requests import b64url, hand_made_token, hs256_token, post_secrets
+from tests.helpers_stack import AUDIENCE, NAMESPACE, SERVICE_ACCOUNT, FederationStack
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
 pytestmark = pytest.mark.xdist_group("tokens_refused")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.webhook.conftest import post_review, review
-from tests.webhook.shapes import ENV, FILES, P, pod
+from tests.webhook.helpers_review import post_review, review
+from tests.webhook.helpers_shapes import ENV, FILES, P, pod
 from webhook import annotations
 from webhook.errors import PodRejected
 

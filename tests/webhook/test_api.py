@@ -8,8 +8,8 @@ import logging
 import pytest
 from flask.testing import FlaskClient
 
-from tests.webhook.conftest import decoded_patch, make_settings, post_review, review
-from tests.webhook.shapes import ENV, FILES, P, pod, seed_pod
+from tests.webhook.helpers_review import decoded_patch, make_settings, post_review, review
+from tests.webhook.helpers_shapes import ENV, FILES, P, pod, seed_pod
 from webhook.app import create_app
 from webhook.logs import JsonFormatter
 

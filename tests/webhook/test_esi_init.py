@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.stack import FederationStack
-from tests.webhook.conftest import apply, review
-from tests.webhook.shapes import P, seed_pod
+from tests.helpers_stack import FederationStack
+from tests.webhook.helpers_review import apply, review
+from tests.webhook.helpers_shapes import P, seed_pod
 from webhook.admission import admit
 from webhook.reviews import decode
 from webhook.settings import Settings

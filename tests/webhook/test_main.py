@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.webhook.conftest import CLUSTER, SERVER_URL, apply, assert_valid_pod
-from tests.webhook.shapes import FILES, SEED_POD_FILE, P, pod
+from tests.webhook.helpers_review import CLUSTER, SERVER_URL, apply, assert_valid_pod
+from tests.webhook.helpers_shapes import FILES, SEED_POD_FILE, P, pod
 from webhook.app import create_app
 from webhook.main import main
 

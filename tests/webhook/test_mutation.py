@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.webhook.conftest import OTHER_SERVER_URL, SERVER_URL, apply, make_settings, review
-from tests.webhook.shapes import ENV, FILES, P, container, pod, seed_pod
+from tests.webhook.helpers_review import OTHER_SERVER_URL, SERVER_URL, apply, make_settings, review
+from tests.webhook.helpers_shapes import ENV, FILES, P, container, pod, seed_pod
 from webhook.admission import admit
 from webhook.reviews import decode
 from webhook.settings import Settings

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.webhook.conftest import apply, assert_valid_pod, decoded_patch, make_settings, review
-from tests.webhook.shapes import P
+from tests.webhook.helpers_review import apply, assert_valid_pod, decoded_patch, make_settings, review
+from tests.webhook.helpers_shapes import P
 from webhook.app import create_app
 
 LOWER = string.ascii_lowercase

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from hack.certs import CertificateAuthority, client_ssl_context, create_ca, write_tls_files
-from tests.webhook.conftest import CLUSTER, SERVER_URL, apply, assert_valid_pod, decoded_patch, review
-from tests.webhook.shapes import seed_pod
+from tests.webhook.helpers_review import CLUSTER, SERVER_URL, apply, assert_valid_pod, decoded_patch, review
+from tests.webhook.helpers_shapes import seed_pod
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.webhook.conftest import apply, assert_valid_pod, decoded_patch, post_review, review
-from tests.webhook.shapes import shapes
+from tests.webhook.helpers_review import apply, assert_valid_pod, decoded_patch, post_review, review
+from tests.webhook.helpers_shapes import shapes
 
 SHAPES = shapes()
 

@@ -10,7 +10,7 @@ import pytest
 
 from federation.app import create_app
 from federation.settings import Settings
-from tests.federation.kube_helpers import (
+from tests.federation.kube.helpers_kube import (
     AUTHORIZATIONS,
     FEDERATIONS,
     LEASE_NAMESPACE,
@@ -23,7 +23,7 @@ from tests.federation.kube_helpers import (
     status_of,
     wait_until,
 )
-from tests.stack import CLUSTER, authorization
+from tests.helpers_stack import CLUSTER, authorization
 
 pytestmark = pytest.mark.slow
 

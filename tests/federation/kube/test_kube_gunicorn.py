@@ -17,7 +17,7 @@ import requests
 
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
-from tests.federation.kube_helpers import (
+from tests.federation.kube.helpers_kube import (
     AUTHORIZATIONS,
     FEDERATIONS,
     LEASE_NAMESPACE,
@@ -28,11 +28,11 @@ from tests.federation.kube_helpers import (
     status_of,
     wait_until,
 )
-from tests.stack import AUDIENCE, CLUSTER, NAMESPACE, SERVICE_ACCOUNT, STORE, seed_values
+from tests.helpers_stack import AUDIENCE, CLUSTER, NAMESPACE, SERVICE_ACCOUNT, STORE, seed_values
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WORKERS = 2
 
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import requests
 
-from tests.stack import FederationStack
+from tests.helpers_stack import FederationStack
 
 PASSWORD = {"store": "vault-prod", "key": "db-credentials", "property": "password"}
 SERVICE_A = {"store": "vault-prod", "key": "api-keys", "property": "service-a-token"}
+TEAM_READER = "system:serviceaccount:monitoring:team-a-reader"
+SECRETS_READER = "system:serviceaccount:monitoring:k8s-reader"
 USERNAME = {"store": "vault-prod", "key": "db-credentials", "property": "username"}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 
-from tests.charts.rendering import SERVER_CHART, crds
+from tests.charts.helpers_rendering import SERVER_CHART, crds
 
 FEDERATION = ("identity.federation.external-secrets.io", "KubernetesFederation")
 AUTHORIZATION = ("federation.external-secrets.io", "Authorization")

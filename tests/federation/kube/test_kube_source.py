@@ -10,7 +10,7 @@ import requests
 
 from hack.client_issuer import ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer
-from tests.federation.kube_helpers import (
+from tests.federation.kube.helpers_kube import (
     AUTHORIZATIONS,
     FEDERATIONS,
     SECRETS,
@@ -22,7 +22,7 @@ from tests.federation.kube_helpers import (
     secret,
     wait_until,
 )
-from tests.stack import AUDIENCE, STORE, authorization, fake_store
+from tests.helpers_stack import AUDIENCE, STORE, authorization, fake_store
 
 pytestmark = pytest.mark.slow
 

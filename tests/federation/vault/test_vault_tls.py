@@ -12,7 +12,7 @@ import pytest
 
 from federation.errors import StoreError
 from hack.openbao import OpenBao, make_tls, running_openbao
-from tests.federation.conftest_vault import ConfigSource, secret_ref, vault_provider
+from tests.federation.vault.helpers_vault import ConfigSource, secret_ref, vault_provider
 
 DB = {"password": "tls-test-db-password"}
 

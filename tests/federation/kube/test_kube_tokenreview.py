@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hack.client_issuer import ClientClusterIssuer
-from tests.federation.kube_helpers import (
+from tests.federation.kube.helpers_kube import (
     FEDERATIONS,
     EmulatedCluster,
     KubeStack,
@@ -19,7 +19,7 @@ from tests.federation.kube_helpers import (
     secret,
     wait_until,
 )
-from tests.stack import AUDIENCE, CLUSTER, NAMESPACE, SUBJECT
+from tests.helpers_stack import AUDIENCE, CLUSTER, NAMESPACE, SUBJECT
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from federation.errors import StoreError
 from federation.settings import Settings
 from federation.stores.registry import StoreRegistry
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster-main" / "real-vault" / "vault-prod.yaml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "cluster-main" / "real-vault" / "vault-prod.yaml"
 
 
 def test_real_vault_example_builds_and_names_the_empty_token_secret() -> None:

@@ -11,7 +11,7 @@ import pytest
 from federation.errors import SecretNotFound, StoreError
 from federation.stores.base import extract
 from hack.openbao import OpenBao, running_openbao
-from tests.federation.conftest_vault import ConfigSource, secret_ref, vault_provider
+from tests.federation.vault.helpers_vault import ConfigSource, secret_ref, vault_provider
 
 DB = {"username": "prometheus", "password": "kv-test-db-password"}
 SETTINGS = {"port": 5432, "enabled": True, "ratio": 0.5, "nothing": None, "nested": {"hosts": ["a", "b"]}}

@@ -7,7 +7,7 @@ events) and steer it: ``drop_watches()`` ends every open watch stream, ``expire_
 the next watch with ``ERROR 410 Gone``. The emulator learns PUT (replace) for Leases, which it does
 not serve by itself.
 
-``kube_stack`` serves the federation server in Kubernetes mode over TLS (like ``tests.stack``) with
+``kube_stack`` serves the federation server in Kubernetes mode over TLS (like ``tests.helpers_stack``) with
 the walkthrough's resources created in the emulator.
 """
 
@@ -37,7 +37,7 @@ from federation.app import create_app
 from federation.settings import Settings
 from hack.certs import server_ssl_context, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
-from tests.stack import (
+from tests.helpers_stack import (
     AUDIENCE,
     CLUSTER,
     NAMESPACE,

@@ -14,7 +14,7 @@ from federation.stores.base import SecretData
 from federation.stores.reader import StoreReader
 from federation.stores.registry import StoreRegistry
 from hack.openbao import OpenBao, running_openbao
-from tests.federation.conftest_vault import ConfigSource, secret_ref
+from tests.federation.vault.helpers_vault import ConfigSource, secret_ref
 
 DB = {"username": "prometheus", "password": "load-test-db-password"}
 BURST = 50

@@ -12,7 +12,7 @@ from federation.errors import StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores.vault import VaultProvider
 from hack.openbao import OpenBao, free_port, running_openbao
-from tests.federation.conftest_vault import ConfigSource, secret_ref, vault_provider
+from tests.federation.vault.helpers_vault import ConfigSource, secret_ref, vault_provider
 
 DB = {"username": "prometheus", "password": "outage-test-db-password"}
 ROLE_ID = "outage-role-id"

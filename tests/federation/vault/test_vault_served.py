@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hack.openbao import OpenBao, make_tls, running_openbao
-from tests.federation.support import PASSWORD, SERVICE_A, USERNAME, post_secrets
-from tests.stack import STORE, FederationStack
+from tests.federation.helpers_requests import PASSWORD, SERVICE_A, USERNAME, post_secrets
+from tests.helpers_stack import STORE, FederationStack
 
 pytestmark = pytest.mark.slow
 

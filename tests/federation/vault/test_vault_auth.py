@@ -14,7 +14,7 @@ from federation.errors import StoreError
 from federation.settings import Settings
 from federation.stores.vault import VaultProvider
 from hack.openbao import OpenBao, make_tls, running_openbao
-from tests.federation.conftest_vault import (
+from tests.federation.vault.helpers_vault import (
     ConfigSource,
     FakeClock,
     ServiceAccount,
