@@ -11,6 +11,8 @@ from federation.logs import gunicorn_logconfig
 from federation.settings import Settings
 
 WORKER_TIMEOUT_SECONDS = 30
+# Handshake and request head read in the event loop, under a deadline (README: slow clients).
+WORKER_CLASS = "serving.worker.BoundedThreadWorker"
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -27,7 +29,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "bind": [s.bind],
             "workers": s.workers,
             "threads": s.threads,
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASS,
             "timeout": WORKER_TIMEOUT_SECONDS,
             "graceful_timeout": 20,
             "keepalive": 5,

@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from serving.logfilter import ExceptionTextFilter
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -36,11 +38,17 @@ class JsonFormatter(logging.Formatter):
 
 def logging_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` document: everything (gunicorn's loggers too) as JSON on stderr."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "stream": "ext://sys.stderr",
+        "filters": ["exception_text"],
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"exception_text": {"()": ExceptionTextFilter}},
         "handlers": {"stderr": handler},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {

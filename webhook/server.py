@@ -39,7 +39,7 @@ def gunicorn_options(
         "bind": [bind],
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": "serving.worker.BoundedThreadWorker",
         "certfile": cert_file,
         "keyfile": key_file,
         "ssl_context": ReloadingContext(cert_file, key_file),
