@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_check(directory: Path) -> int:
-    """Print every problem of ``directory``; 0 when there are none."""
+    """Print every problem (and deprecation warning) of ``directory``; 0 when there are no problems."""
     from federation.config.check import find_problems  # noqa: PLC0415 - keeps --help fast
     from federation.config.manifests import load_directory  # noqa: PLC0415
 
@@ -171,6 +171,8 @@ def run_check(directory: Path) -> int:
         problems = exc.problems
     else:
         problems = find_problems(config)
+        for warning in config.deprecated:
+            print(f"warning: {warning}")
     for problem in problems:
         print(f"problem: {problem}")
     if not problems:

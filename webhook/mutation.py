@@ -105,6 +105,15 @@ def _targets(containers: Sequence[Mapping[str, Any]], spec: InjectionSpec, env_n
                 f"(the pod has {', '.join(names)})"
             )
         targets = [index for index, name in enumerate(names) if name in spec.containers]
+    if spec.env_mode:
+        # Every container to fix at once, so that one edit of the pod spec is enough.
+        without = [names[index] for index in targets if not containers[index].get("command")]
+        if without:
+            raise PodRejected(
+                f"container{'s' if len(without) > 1 else ''} {', '.join(without)}: env mode (annotations "
+                f"{notes.ENV_PREFIX}<NAME>) needs each wrapped container's command in the pod spec, because "
+                "the webhook wraps it with esi-cli exec; set command to the image's entrypoint"
+            )
     for index in targets:
         _check_target(containers[index], spec, env_names)
     return targets
@@ -124,12 +133,6 @@ def _check_target(container: Mapping[str, Any], spec: InjectionSpec, env_names: 
     if not spec.env_mode:
         return
     command = container.get("command")
-    if not command:
-        raise PodRejected(
-            f"container {name}: env mode (annotations {notes.ENV_PREFIX}<NAME>) needs the container's "
-            "command in the pod spec, because the webhook wraps it with esi-cli exec; set command to the "
-            "image's entrypoint"
-        )
     if not isinstance(command, list) or not all(isinstance(part, str) for part in command):
         raise BadReview(f"container {name}: command must be an array of strings")
     taken_env = _field_values(container.get("env"), "name")

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from federation.config.model import Configuration
 from federation.jwks import JwksFetchError, parse_jwks
-from federation.stores.registry import referenced_secrets
+from federation.settings import Settings
+from federation.stores.registry import referenced_secrets, store_problem
 
 
-def find_problems(config: Configuration) -> list[str]:
-    """Every problem of ``config``, each naming the resource and what to change."""
-    return _grant_problems(config) + _federation_problems(config) + _store_problems(config)
+def find_problems(config: Configuration, settings: Settings | None = None) -> list[str]:
+    """Every problem of ``config``, each naming the resource and what to change.
+
+    Resources of our groups that were not loaded (``config.ignored``) are problems too; deprecated
+    shapes are not (see ``config.deprecated``).
+    """
+    return (
+        list(config.ignored)
+        + _grant_problems(config)
+        + _federation_problems(config)
+        + _store_problems(config, settings or Settings())
+    )
 
 
 def _grant_problems(config: Configuration) -> list[str]:
@@ -61,14 +71,17 @@ def _federation_problems(config: Configuration) -> list[str]:
     return problems
 
 
-def _store_problems(config: Configuration) -> list[str]:
+def _store_problems(config: Configuration, settings: Settings) -> list[str]:
     problems = []
     for store in config.stores.values():
+        where = f"ClusterSecretStore {store.name}"
+        found = []
         for ref in referenced_secrets(store.spec):
             if not ref.namespace:
-                problems.append(
-                    f"ClusterSecretStore {store.name}: the reference to Secret {ref.name!r} needs a namespace"
-                )
+                found.append(f"{where}: the reference to {ref.kind} {ref.name!r} needs a namespace")
             elif config.secret_value(ref) is None:
-                problems.append(f"ClusterSecretStore {store.name}: {ref.describe()} does not exist")
+                found.append(f"{where}: {ref.describe()} does not exist")
+        # The provider's own validation would repeat a missing reference; it runs once they are all there.
+        problem = None if found else store_problem(store, config, settings)
+        problems.extend(found or ([f"{where}: cannot be served: {problem}"] if problem else []))
     return problems

@@ -46,6 +46,16 @@ class ConfigHolder:
                 "secrets": len(config.secrets),
             },
         )
+        # Never silently: what was skipped, and what will stop being read, on every reload.
+        if config.ignored:
+            log.warning(
+                "resources ignored", extra={"source": config.source, "problems": list(config.ignored)}
+            )
+        if config.deprecated:
+            log.warning(
+                "deprecated shapes loaded",
+                extra={"source": config.source, "problems": list(config.deprecated)},
+            )
 
     def reject(self, source: str, problems: list[str]) -> None:
         """Record a configuration that could not be loaded; the one in force stays."""

@@ -14,17 +14,23 @@ from typing import Any
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
+SECRET = "Secret"  # noqa: S105 - a kind, not a password
+CONFIG_MAP = "ConfigMap"
+
+
 @dataclass(frozen=True)
 class SecretKeyRef:
-    """``{name, namespace, key}`` of a Kubernetes Secret on cluster-main."""
+    """``{name, namespace, key}`` of a Kubernetes Secret (or, with ``kind`` ConfigMap, of a ConfigMap)
+    on cluster-main."""
 
     name: str
     namespace: str
     key: str
+    kind: str = SECRET
 
     def describe(self) -> str:
         """Human-readable location, for error messages (never the value)."""
-        return f"Secret {self.namespace}/{self.name} key {self.key!r}"
+        return f"{self.kind} {self.namespace}/{self.name} key {self.key!r}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class KubeSecret:
-    """A ``v1 Secret`` of cluster-main, decoded; referenced by stores and federations."""
+    """A ``v1 Secret`` (or ``v1 ConfigMap``) of cluster-main, decoded; referenced by stores and
+    federations."""
 
     namespace: str
     name: str
@@ -86,8 +93,16 @@ class Configuration:
     stores: Mapping[str, StoreConfig] = field(default_factory=dict)
     secrets: Mapping[tuple[str, str], KubeSecret] = field(default_factory=dict)
     source: str = "empty"
+    config_maps: Mapping[tuple[str, str], KubeSecret] = field(default_factory=dict)
+    # Resources of our API groups that were not loaded, each with the reason: ``check`` reports them as
+    # problems, a reload logs them.
+    ignored: tuple[str, ...] = ()
+    # Shapes that are loaded but will go away (ESI's older group, ``subject`` without ``oidc``).
+    deprecated: tuple[str, ...] = ()
 
     def secret_value(self, ref: SecretKeyRef) -> bytes | None:
-        """Return the bytes at ``ref``, or None when the Secret or the key is absent."""
-        secret = self.secrets.get((ref.namespace, ref.name))
+        """Return the bytes at ``ref`` (a Secret's or a ConfigMap's, after ``ref.kind``), or None when
+        the object or the key is absent."""
+        held = self.config_maps if ref.kind == CONFIG_MAP else self.secrets
+        secret = held.get((ref.namespace, ref.name))
         return None if secret is None else secret.data.get(ref.key)

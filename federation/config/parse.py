@@ -27,10 +27,41 @@ from federation.errors import ConfigurationError
 
 FEDERATION_API = "identity.federation.external-secrets.io/v1alpha1"
 AUTHORIZATION_API = "federation.external-secrets.io/v1alpha1"
+# ESI's published samples declare KubernetesFederation in the Authorization's group: still read, deprecated.
+ESI_FEDERATION_API = AUTHORIZATION_API
 STORE_APIS = ("external-secrets.io/v1", "external-secrets.io/v1beta1")
 STORE_PROVIDERS = ("vault", "kubernetes", "fake")
 SUBJECT_PATTERN = re.compile(
     r"^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+)
+_KINDS: dict[tuple[str, str], str] = {
+    (FEDERATION_API, "KubernetesFederation"): "KubernetesFederation",
+    (ESI_FEDERATION_API, "KubernetesFederation"): "KubernetesFederation",
+    (AUTHORIZATION_API, "Authorization"): "Authorization",
+    ("v1", "Secret"): "Secret",
+    ("v1", "ConfigMap"): "ConfigMap",
+    **{(api_version, "ClusterSecretStore"): "ClusterSecretStore" for api_version in STORE_APIS},
+}
+# Where each of our kinds lives, to name the right apiVersion when a resource uses another one.
+_HOMES = {
+    "KubernetesFederation": (FEDERATION_API,),
+    "Authorization": (AUTHORIZATION_API,),
+    "ClusterSecretStore": STORE_APIS,
+}
+# ESO's other kinds: not read by this server, and each says why rather than vanishing.
+_NOT_SERVED = {
+    "SecretStore": "a namespaced store is not served: Authorizations grant ClusterSecretStores only; "
+    "make it a ClusterSecretStore (its Secret references then need a namespace)",
+    "ExternalSecret": "ExternalSecrets are ESO's, not read by the federation server; "
+    "clients ask for keys with esi-cli or the webhook's annotations",
+    "ClusterExternalSecret": "ClusterExternalSecrets are ESO's, not read by the federation server",
+    "PushSecret": "PushSecrets are ESO's; the federation server only reads stores",
+    "ClusterPushSecret": "ClusterPushSecrets are ESO's; the federation server only reads stores",
+}
+_OUR_GROUPS = (
+    "identity.federation.external-secrets.io",
+    "federation.external-secrets.io",
+    "external-secrets.io",
 )
 
 
@@ -46,13 +77,29 @@ class _Problems:
 
 def resource_kind(resource: Mapping[str, Any]) -> str | None:
     """Return which of our kinds ``resource`` is ('KubernetesFederation', ...), or None."""
-    api, kind = resource.get("apiVersion"), resource.get("kind")
-    known = {
-        (FEDERATION_API, "KubernetesFederation"),
-        (AUTHORIZATION_API, "Authorization"),
-        ("v1", "Secret"),
-    } | {(api_version, "ClusterSecretStore") for api_version in STORE_APIS}
-    return kind if (api, kind) in known else None
+    return _KINDS.get((str(resource.get("apiVersion")), str(resource.get("kind"))))
+
+
+def ignored_reason(resource: Mapping[str, Any]) -> str | None:
+    """Why a resource of one of our API groups is not loaded (None: it is loaded, or not ours).
+
+    Resources of other groups (a Namespace, a Deployment) may share the directory and are skipped
+    quietly; within our groups nothing is skipped without a word.
+    """
+    if resource_kind(resource) is not None:
+        return None
+    api, kind = str(resource.get("apiVersion")), str(resource.get("kind"))
+    group = api.rpartition("/")[0]
+    if kind in _HOMES:
+        return (
+            f"apiVersion {api!r} is not one this server reads for {kind} "
+            f"(use {' or '.join(_HOMES[kind])}); the resource is ignored"
+        )
+    if group not in _OUR_GROUPS:
+        return None
+    if kind in _NOT_SERVED:
+        return _NOT_SERVED[kind] + "; the resource is ignored"
+    return f"kind {kind!r} is not one of {api}'s kinds this server reads; the resource is ignored"
 
 
 def describe(resource: Mapping[str, Any]) -> str:
@@ -69,32 +116,53 @@ def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> 
     federations: dict[str, Federation] = {}
     grants: list[Grant] = []
     stores: dict[str, StoreConfig] = {}
-    secrets: dict[tuple[str, str], KubeSecret] = {}
+    objects: dict[str, dict[tuple[str, str], KubeSecret]] = {"Secret": {}, "ConfigMap": {}}
+    ignored: list[str] = []
+    deprecated: list[str] = []
     for resource in resources:
         kind = resource_kind(resource)
         where = describe(resource)
+        reason = ignored_reason(resource)
+        if reason is not None:
+            ignored.append(f"{where}: {reason}")
         name = _name(resource, where, problems)
         if kind is None or name is None:
             continue
-        spec = resource.get("spec") if kind != "Secret" else resource
+        spec = resource.get("spec") if kind not in objects else resource
         if not isinstance(spec, dict):
             problems.add(where, "spec must be a mapping")
             continue
         if kind == "KubernetesFederation":
+            if resource.get("apiVersion") == ESI_FEDERATION_API:
+                deprecated.append(
+                    f"{where}: apiVersion {ESI_FEDERATION_API} (ESI's samples) is deprecated for "
+                    f"KubernetesFederation; write {FEDERATION_API}"
+                )
             _add_unique(federations, name, _federation(name, spec, where, problems), where, problems)
         elif kind == "Authorization":
-            grant = _grant(name, spec, where, problems)
+            grant = _grant(name, spec, where, problems, deprecated)
             if grant is not None:
                 grants.append(grant)
         elif kind == "ClusterSecretStore":
             _add_unique(stores, name, _store(name, spec, where, problems), where, problems)
         else:
-            secret = _secret(name, resource, where, problems)
-            if secret is not None:
-                _add_unique(secrets, (secret.namespace, name), secret, where, problems)
+            data = _object_data(resource, where, problems)
+            if data is not None:
+                namespace = _namespace(resource)
+                held = objects[kind]
+                _add_unique(held, (namespace, name), KubeSecret(namespace, name, data), where, problems)
     if problems.items:
         raise ConfigurationError(problems.items)
-    return Configuration(federations, tuple(grants), stores, secrets, source)
+    return Configuration(
+        federations,
+        tuple(grants),
+        stores,
+        objects["Secret"],
+        source,
+        config_maps=objects["ConfigMap"],
+        ignored=tuple(ignored),
+        deprecated=tuple(deprecated),
+    )
 
 
 def _add_unique(target: dict[Any, Any], key: Any, value: Any, where: str, problems: _Problems) -> None:
@@ -199,7 +267,9 @@ def _federation(name: str, spec: Mapping[str, Any], where: str, problems: _Probl
     )
 
 
-def _grant(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) -> Grant | None:
+def _grant(
+    name: str, spec: Mapping[str, Any], where: str, problems: _Problems, deprecated: list[str]
+) -> Grant | None:
     before = len(problems.items)
     ref = spec.get("federationRef")
     if (
@@ -208,16 +278,7 @@ def _grant(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) 
         or not isinstance(ref.get("name"), str)
     ):
         problems.add(where, "federationRef must be {kind: KubernetesFederation, name: <federation>}")
-    oidc = spec.get("subject", {}).get("oidc") if isinstance(spec.get("subject"), dict) else None
-    if not isinstance(oidc, dict):
-        problems.add(where, "subject.oidc {issuer, subject} is required")
-        oidc = {}
-    issuer = _string(oidc, "issuer", where + " subject.oidc", problems, required=True)
-    subject = _string(oidc, "subject", where + " subject.oidc", problems, required=True)
-    if subject is not None and not SUBJECT_PATTERN.match(subject):
-        problems.add(
-            where, f"subject.oidc.subject must be system:serviceaccount:<namespace>:<name>, got {subject!r}"
-        )
+    issuer, subject = _subject(spec.get("subject"), where, problems, deprecated)
     stores = _string_list(spec, "allowedClusterSecretStores", where, problems, required=True)
     patterns = _string_list(spec, "allowedSecrets", where, problems, required=False)
     for optional in ("allowedGenerators", "allowedGeneratorStates"):
@@ -233,6 +294,37 @@ def _grant(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) 
         stores=frozenset(stores),
         secret_patterns=tuple(patterns) if patterns is not None else None,
     )
+
+
+def _subject(
+    node: Any, where: str, problems: _Problems, deprecated: list[str]
+) -> tuple[str | None, str | None]:
+    """``subject.oidc {issuer, subject}``; ESI's samples put both directly under ``subject``, which is
+    read too, with a deprecation. One problem per shape error, never the same one three times."""
+    field = "subject.oidc"
+    if isinstance(node, dict) and "oidc" not in node and ("issuer" in node or "subject" in node):
+        deprecated.append(
+            f"{where}: subject {{issuer, subject}} without oidc (ESI's samples) is deprecated; "
+            "write subject.oidc {issuer, subject}"
+        )
+        field, oidc = "subject", node
+    else:
+        oidc = node.get("oidc") if isinstance(node, dict) else None
+    if not isinstance(oidc, dict):
+        problems.add(where, "subject.oidc {issuer, subject} is required")
+        return None, None
+    missing = [part for part in ("issuer", "subject") if oidc.get(part) is None]
+    if missing:
+        problems.add(where, f"{field} needs {' and '.join(missing)}")
+        return None, None
+    issuer = _string(oidc, "issuer", f"{where} {field}", problems, required=True)
+    subject = _string(oidc, "subject", f"{where} {field}", problems, required=True)
+    if subject is not None and not SUBJECT_PATTERN.match(subject):
+        problems.add(
+            where, f"{field}.subject must be system:serviceaccount:<namespace>:<name>, got {subject!r}"
+        )
+        subject = None
+    return issuer, subject
 
 
 def _string_list(
@@ -277,19 +369,29 @@ def _fake_data_ok(spec: Mapping[str, Any]) -> bool:
     )
 
 
-def _secret(name: str, resource: Mapping[str, Any], where: str, problems: _Problems) -> KubeSecret | None:
-    namespace = resource.get("metadata", {}).get("namespace") or "default"
-    decoded: dict[str, bytes] = {}
-    data = resource.get("data") or {}
-    string_data = resource.get("stringData") or {}
-    if not isinstance(data, dict) or not isinstance(string_data, dict):
-        problems.add(where, "data and stringData must be mappings")
+def _namespace(resource: Mapping[str, Any]) -> str:
+    meta = resource.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    return str(namespace or "default")
+
+
+def _object_data(resource: Mapping[str, Any], where: str, problems: _Problems) -> dict[str, bytes] | None:
+    """A Secret's ``data`` (base64) and ``stringData``, or a ConfigMap's ``data`` (text) and
+    ``binaryData`` (base64), decoded to bytes."""
+    encoded_field, text_field = (
+        ("data", "stringData") if resource["kind"] == "Secret" else ("binaryData", "data")
+    )
+    encoded = resource.get(encoded_field) or {}
+    text = resource.get(text_field) or {}
+    if not isinstance(encoded, dict) or not isinstance(text, dict):
+        problems.add(where, f"{encoded_field} and {text_field} must be mappings")
         return None
-    for key, value in data.items():
+    decoded: dict[str, bytes] = {}
+    for key, value in encoded.items():
         try:
             decoded[str(key)] = base64.b64decode(str(value), validate=True)
         except (binascii.Error, ValueError):
-            problems.add(where, f"data.{key} is not valid base64")
-    for key, value in string_data.items():
+            problems.add(where, f"{encoded_field}.{key} is not valid base64")
+    for key, value in text.items():
         decoded[str(key)] = str(value).encode()
-    return KubeSecret(namespace, name, decoded)
+    return decoded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,14 +12,24 @@ from federation.settings import Settings
 from federation.stores.base import SecretData
 
 
+def version_order(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order of versions: ``v2`` < ``v10``, ``1`` < ``2``; digits compare as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", version))
+
+
 class FakeProvider:
-    """Serves ``spec.data: [{key, value, version?}]``; an unversioned entry wins over versioned ones."""
+    """Serves ``spec.data: [{key, value, version?}]`` as ESO does when no version is asked: the entry
+    without a version, else the newest version (natural order)."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        self._values: dict[str, str] = {}
+        chosen: dict[str, tuple[bool, tuple[tuple[int, int | str], ...], str]] = {}
         for item in spec.get("data", []):
-            if item["key"] not in self._values or "version" not in item:
-                self._values[item["key"]] = item["value"]
+            version = item.get("version")
+            rank = (version is None, version_order(str(version)) if version is not None else ())
+            held = chosen.get(item["key"])
+            if held is None or rank >= held[:2]:
+                chosen[item["key"]] = (*rank, item["value"])
+        self._values = {key: held[2] for key, held in chosen.items()}
 
     def read(self, key: str) -> SecretData:
         """Return the value stored under ``key``."""
@@ -28,6 +39,10 @@ class FakeProvider:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def validate(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> None:
+    """Nothing beyond the parser's check of ``data``: a fake store that loads can be served."""
 
 
 def build(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> FakeProvider:

@@ -1,8 +1,12 @@
 """One provider per store, built on first use and reused until the store's configuration changes.
 
-A provider is rebuilt when its ClusterSecretStore spec changes or when any Secret the spec references
-(any ``{name, key[, namespace]}`` selector in it) changes; otherwise its client and its login are kept.
+A provider is rebuilt when its ClusterSecretStore spec changes or when any Secret or ConfigMap the spec
+references (any ``{name, key[, namespace]}`` selector in it; a ConfigMap when the selector says
+``type: ConfigMap``, as ESO's ``caProvider`` does) changes; otherwise its client and its login are kept.
 The ``vault`` provider is imported only when a Vault store is used, so hvac stays out of start-up.
+
+``store_problem`` runs a provider's own validation, the one its factory runs before serving, so that
+``esi-federation check`` reports offline exactly what a request would be refused with.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federation.config.model import Configuration, SecretKeyRef, StoreConfig
-from federation.errors import NotFound
+from federation.config.model import CONFIG_MAP, SECRET, Configuration, SecretKeyRef, StoreConfig
+from federation.errors import NotFound, StoreError
 from federation.settings import Settings
 from federation.stores.base import Provider
 
@@ -30,13 +34,15 @@ PROVIDER_MODULES = {
 
 
 def referenced_secrets(spec: Mapping[str, Any]) -> Iterator[SecretKeyRef]:
-    """Every Secret key selector (``{name, key, namespace?}``) anywhere in a provider spec."""
+    """Every key selector (``{name, key, namespace?}``) anywhere in a provider spec: a ConfigMap's when
+    it says ``type: ConfigMap``, else a Secret's."""
     stack: list[Any] = [spec]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if isinstance(node.get("name"), str) and isinstance(node.get("key"), str):
-                yield SecretKeyRef(node["name"], str(node.get("namespace") or ""), node["key"])
+                kind = CONFIG_MAP if node.get("type") == CONFIG_MAP else SECRET
+                yield SecretKeyRef(node["name"], str(node.get("namespace") or ""), node["key"], kind)
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -46,11 +52,21 @@ def fingerprint(store: StoreConfig, config: Configuration) -> str:
     """A digest of everything a provider is built from: its spec and the Secrets it references."""
     digest = hashlib.sha256(store.kind.encode())
     digest.update(json.dumps(store.spec, sort_keys=True).encode())
-    for ref in sorted(referenced_secrets(store.spec), key=lambda r: (r.namespace, r.name, r.key)):
+    for ref in sorted(referenced_secrets(store.spec), key=lambda r: (r.kind, r.namespace, r.name, r.key)):
         value = config.secret_value(ref)
-        digest.update(f"|{ref.namespace}/{ref.name}/{ref.key}=".encode())
+        digest.update(f"|{ref.kind}/{ref.namespace}/{ref.name}/{ref.key}=".encode())
         digest.update(hashlib.sha256(value).digest() if value is not None else b"<absent>")
     return digest.hexdigest()
+
+
+def store_problem(store: StoreConfig, config: Configuration, settings: Settings) -> str | None:
+    """Why ``store`` cannot be served, in the words a request would be refused with; None if it can."""
+    validate = importlib.import_module(PROVIDER_MODULES[store.kind]).validate
+    try:
+        validate(store, lambda: config, settings)
+    except StoreError as exc:
+        return exc.detail
+    return None
 
 
 @dataclass

@@ -24,12 +24,14 @@ import binascii
 import contextlib
 import logging
 import os
+import ssl
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -37,10 +39,17 @@ import hvac
 import hvac.exceptions
 import requests
 
-from federation.config.model import Configuration, SecretKeyRef, StoreConfig
+from federation.config.model import CONFIG_MAP, SECRET, Configuration, SecretKeyRef, StoreConfig
 from federation.errors import FederationError, SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
-from federation.stores.vault_auth import Auth, Login, StaticToken, parse_auth
+from federation.stores.vault_auth import (
+    Auth,
+    Login,
+    SecretReader,
+    StaticToken,
+    client_certificate,
+    parse_auth,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,7 @@ class VaultStore:
     namespace: str | None
     ca_pem: bytes | None
     headers: Mapping[str, str]
+    client_cert: tuple[bytes, bytes] | None = None
 
     def data_path(self, key: str) -> str:
         """The API path (without ``/v1/``) that holds ``key``, built as ESO builds it."""
@@ -126,6 +136,9 @@ class VaultProvider:
         session.proxies = requests.utils.get_environ_proxies(store.server)
         session.verify = self._ca_file or _environment_ca_bundle() or True
         session.headers.update(store.headers)
+        client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else store.client_cert
+        if client_cert is not None:
+            session.mount("https://", _ClientCertAdapter(client_tls_context(store.name, client_cert)))
         self._client = hvac.Client(
             url=store.server,
             token="",  # never the VAULT_TOKEN of the environment: tokens go per request
@@ -230,7 +243,7 @@ class VaultProvider:
             return self._static_token(self._auth.read_token())
         body = self._call(
             "post",
-            f"auth/{_quote_path(self._auth.mount)}/login",
+            self._auth.path,
             None,
             f"log in with {self._auth.method}",
             json=self._auth.fields(),
@@ -340,10 +353,6 @@ def _environment_ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
-def _quote_path(path: str) -> str:
-    return "/".join(quote(segment, safe="") for segment in path.split("/"))
-
-
 def _remove_file(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -378,12 +387,64 @@ def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> Vau
     namespace = spec.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise StoreError(f"{where}: namespace must be a non-empty string")
-    if spec.get("tls") is not None:
-        raise StoreError(f"{where}: client certificates (spec.provider.vault.tls) are not supported")
     ca_pem = _ca_pem(where, spec, current)
     return VaultStore(
-        store.name, server.rstrip("/"), mount, version, namespace, ca_pem, _headers(where, spec)
+        store.name,
+        server.rstrip("/"),
+        mount,
+        version,
+        namespace,
+        ca_pem,
+        _headers(where, spec),
+        _transport_certificate(where, spec.get("tls"), current),
     )
+
+
+def _transport_certificate(
+    where: str, tls: Any, current: Callable[[], Configuration]
+) -> tuple[bytes, bytes] | None:
+    """``tls: {certSecretRef, keySecretRef}``: a client certificate for Vaults that require mTLS."""
+    if tls is None:
+        return None
+    if not isinstance(tls, dict) or tls.get("certSecretRef") is None or tls.get("keySecretRef") is None:
+        raise StoreError(f"{where}: tls needs certSecretRef and keySecretRef ({{name, namespace, key}})")
+    return client_certificate(
+        where,
+        SecretReader(where, current),
+        (tls["certSecretRef"], "tls.certSecretRef"),
+        (tls["keySecretRef"], "tls.keySecretRef"),
+    )
+
+
+class _ClientCertAdapter(requests.adapters.HTTPAdapter):
+    """Connections that present a client certificate, held in an ``SSLContext`` (never in a file)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_tls_context(store: str, pair: tuple[bytes, bytes]) -> ssl.SSLContext:
+    """An ``SSLContext`` holding the client certificate and key (PEM). Python loads them only from
+    files: they are written to a private temporary directory and removed at once."""
+    context = ssl.create_default_context()
+    with tempfile.TemporaryDirectory(prefix="esi-vault-client-") as directory:
+        cert_file, key_file = Path(directory, "tls.crt"), Path(directory, "tls.key")
+        for path, pem in ((cert_file, pair[0]), (key_file, pair[1])):
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+                file.write(pem)
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except ssl.SSLError:
+            raise StoreError(
+                f"vault store {store!r}: the client certificate and key do not load (not PEM, an "
+                "encrypted key, or a key that is not the certificate's)"
+            ) from None
+    return context
 
 
 def _headers(where: str, spec: Mapping[str, Any]) -> dict[str, str]:
@@ -413,21 +474,27 @@ def _ca_pem(where: str, spec: Mapping[str, Any], current: Callable[[], Configura
 
 
 def _ca_from_provider(where: str, provider: Any, config: Configuration) -> bytes:
-    if not isinstance(provider, dict) or provider.get("type") not in ("Secret", "ConfigMap"):
-        raise StoreError(f"{where}: caProvider needs type Secret, name, namespace and key")
-    if provider["type"] == "ConfigMap":
-        raise StoreError(
-            f"{where}: caProvider type ConfigMap is not supported (ConfigMaps are not part of the "
-            "server's configuration); put the CA in a Secret, or inline it as caBundle"
-        )
+    if not isinstance(provider, dict) or provider.get("type") not in (SECRET, CONFIG_MAP):
+        raise StoreError(f"{where}: caProvider needs type (Secret or ConfigMap), name, namespace and key")
+    kind = str(provider["type"])
     parts = [provider.get(part) for part in ("name", "namespace", "key")]
     if not all(isinstance(part, str) and part for part in parts):
-        raise StoreError(f"{where}: caProvider needs name, namespace and key")
-    ref = SecretKeyRef(*(str(part) for part in parts))
+        raise StoreError(f"{where}: caProvider ({kind}) needs name, namespace and key")
+    ref = SecretKeyRef(*(str(part) for part in parts), kind=kind)
     value = config.secret_value(ref)
     if value is None:
         raise StoreError(f"{where}: caProvider {ref.describe()} does not exist")
     return value
+
+
+def validate(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> None:
+    """Raise ``StoreError`` when ``store`` cannot be served: everything ``build`` checks, without a
+    client (what ``esi-federation check`` runs)."""
+    auth = parse_auth(store.name, store.spec, current, settings)
+    parsed = parse_store(store, current)
+    client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else parsed.client_cert
+    if client_cert is not None:
+        client_tls_context(store.name, client_cert)
 
 
 def build(

@@ -1,9 +1,11 @@
 """How the vault provider obtains a Vault token: ESO's ``auth`` block of a ``vault`` store.
 
 Each method turns the spec into either a static token (``tokenSecretRef``) or a login request
-(``POST auth/<mount>/login``) whose credentials are read at login time, so a re-login after a
-rotation uses the current Secret (or the server's current projected ServiceAccount token).
-Nothing here does I/O at parse time, and no message ever holds a credential.
+(``POST auth/<mount>/login[/<username>]``) whose credentials are read at login time, so a re-login after
+a rotation uses the current Secret (or the server's current projected ServiceAccount token). The ``cert``
+method's client certificate and key are read when the provider is built (they go into its TLS
+connections; a change of the Secret rebuilds the provider). Nothing here does network I/O, and no
+message ever holds a credential.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from federation.config.model import Configuration, SecretKeyRef
 from federation.errors import StoreError
 from federation.settings import Settings
 
-METHODS = ("tokenSecretRef", "appRole", "kubernetes", "jwt")
+METHODS = ("tokenSecretRef", "appRole", "kubernetes", "ldap", "userPass", "jwt", "cert")
+# ESO's methods that sign with a cloud identity this server does not have: refused, each saying why.
+REFUSED = {
+    "iam": "auth.iam (AWS IAM) is not served: it signs with AWS credentials or IRSA, which a server "
+    "outside AWS does not have; use appRole, jwt or kubernetes",
+    "gcp": "auth.gcp (Google Cloud) is not served: it signs with a GCP service account or Workload "
+    "Identity, which a server outside GCP does not have; use appRole, jwt or kubernetes",
+}
 
 
 @dataclass(frozen=True)
@@ -32,12 +42,21 @@ class StaticToken:
 
 @dataclass(frozen=True)
 class Login:
-    """A login method: ``POST auth/<mount>/login`` with ``fields()`` as the JSON body."""
+    """A login method: ``POST auth/<mount>/login[/<username>]`` with ``fields()`` as the JSON body;
+    ``client_cert`` (PEM certificate, PEM key) is presented in the TLS handshake (``cert``)."""
 
     method: str
     mount: str
     fields: Callable[[], dict[str, str]]
     namespace: str | None = None
+    username: str | None = None
+    client_cert: tuple[bytes, bytes] | None = None
+
+    @property
+    def path(self) -> str:
+        """The login path under ``/v1/`` (segments quoted)."""
+        parts = [*self.mount.split("/"), "login", *([self.username] if self.username else [])]
+        return "auth/" + "/".join(quote(part, safe="") for part in parts)
 
 
 Auth = StaticToken | Login
@@ -65,24 +84,73 @@ def _method(
     where: str, auth: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
 ) -> Auth:
     given = [name for name in auth if name != "namespace" and auth[name] is not None]
-    chosen = [name for name in given if name in METHODS]
-    if len(given) != 1 or len(chosen) != 1:
-        raise StoreError(f"{where}: auth must name exactly one of {', '.join(METHODS)} (found {given})")
-    method = chosen[0]
+    if len(given) > 1:
+        raise StoreError(
+            f"{where}: auth names {len(given)} methods ({', '.join(given)}); ESO takes exactly one"
+        )
+    if not given:
+        raise StoreError(f"{where}: auth must name one of {', '.join(METHODS)}")
+    method = given[0]
+    if method in REFUSED:
+        raise StoreError(f"{where}: {REFUSED[method]}")
+    if method not in METHODS:
+        raise StoreError(f"{where}: auth.{method} is not a vault auth method (served: {', '.join(METHODS)})")
     config = auth[method]
     if not isinstance(config, dict):
         raise StoreError(f"{where}: auth.{method} must be a mapping")
-    secrets = _SecretReader(where, current)
+    secrets = SecretReader(where, current)
     if method == "tokenSecretRef":
         return StaticToken(secrets.reader(config, f"auth.{method}"))
     if method == "appRole":
         return _app_role(where, config, secrets)
     if method == "kubernetes":
         return _kubernetes(where, config, secrets, settings)
+    if method in ("ldap", "userPass"):
+        return _password(where, method, config, secrets)
+    if method == "cert":
+        return _cert(where, config, secrets)
     return _jwt(where, config, secrets)
 
 
-def _app_role(where: str, config: Mapping[str, Any], secrets: _SecretReader) -> Login:
+def _password(where: str, method: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
+    """``ldap`` and ``userPass``: ``POST auth/<path>/login/<username>`` with the password of a Secret."""
+    username = config.get("username")
+    if not isinstance(username, str) or not username:
+        raise StoreError(f"{where}: auth.{method}.username is required")
+    read_password = secrets.reader(config.get("secretRef"), f"auth.{method}.secretRef")
+    return Login(
+        method,
+        _mount(where, config, "path", method.lower()),
+        lambda: {"password": read_password()},
+        username=username,
+    )
+
+
+def _cert(where: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
+    """``cert``: the TLS client certificate (``clientCert``) and its key (``secretRef``) log in."""
+    pair = client_certificate(
+        where,
+        secrets,
+        (config.get("clientCert"), "auth.cert.clientCert"),
+        (config.get("secretRef"), "auth.cert.secretRef"),
+    )
+    return Login("cert", _mount(where, config, "path", "cert"), dict, client_cert=pair)
+
+
+def client_certificate(
+    where: str, secrets: SecretReader, cert: tuple[Any, str], key: tuple[Any, str]
+) -> tuple[bytes, bytes]:
+    """The PEM certificate and PEM key that two selectors point at (read now)."""
+    cert_pem = secrets.text(secrets.ref(*cert)).encode()
+    key_pem = secrets.text(secrets.ref(*key)).encode()
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise StoreError(f"{where}: {cert[1]} holds no PEM certificate")
+    if b"PRIVATE KEY-----" not in key_pem:
+        raise StoreError(f"{where}: {key[1]} holds no PEM private key")
+    return cert_pem, key_pem
+
+
+def _app_role(where: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
     read_secret_id = secrets.reader(config.get("secretRef"), "auth.appRole.secretRef")
     role_id, role_ref = config.get("roleId"), config.get("roleRef")
     if (role_id is None) == (role_ref is None):
@@ -99,7 +167,7 @@ def _app_role(where: str, config: Mapping[str, Any], secrets: _SecretReader) -> 
     )
 
 
-def _kubernetes(where: str, config: Mapping[str, Any], secrets: _SecretReader, settings: Settings) -> Login:
+def _kubernetes(where: str, config: Mapping[str, Any], secrets: SecretReader, settings: Settings) -> Login:
     role = _role(where, config, "kubernetes")
     if config.get("serviceAccountRef") is not None:
         raise StoreError(
@@ -120,7 +188,7 @@ def _kubernetes(where: str, config: Mapping[str, Any], secrets: _SecretReader, s
     )
 
 
-def _jwt(where: str, config: Mapping[str, Any], secrets: _SecretReader) -> Login:
+def _jwt(where: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
     role = _role(where, config, "jwt")
     if config.get("kubernetesServiceAccountToken") is not None:
         raise StoreError(
@@ -163,7 +231,7 @@ def _own_token(where: str, path: Path) -> str:
         ) from None
 
 
-class _SecretReader:
+class SecretReader:
     """Reads referenced Secrets from the configuration in force at the time of the call."""
 
     def __init__(self, where: str, current: Callable[[], Configuration]) -> None:

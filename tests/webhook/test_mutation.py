@@ -206,6 +206,19 @@ def test_env_mode_rejects_a_container_without_command_and_asks_for_it() -> None:
     assert "command" in message
 
 
+def test_env_mode_names_every_container_without_command_at_once() -> None:
+    message = refusal(
+        pod(
+            ENV,
+            container("app", command=None),
+            container("web", command=["/web"]),
+            container("log", command=None),
+        )
+    )
+    assert message.startswith("containers app, log: env mode")
+    assert "web" not in message.split(":")[0]
+
+
 @pytest.mark.parametrize(
     ("pod_object", "named"),
     [

@@ -293,9 +293,21 @@ def test_renewable_static_token_is_renewed(vault: Vault) -> None:
 @pytest.mark.parametrize(
     ("auth", "message"),
     [
-        ({}, "exactly one of"),
-        ({"tokenSecretRef": secret_ref("root", "token"), "jwt": {"role": "r"}}, "exactly one of"),
-        ({"ldap": {"username": "u"}}, "exactly one of"),
+        ({}, "auth must name one of tokenSecretRef, appRole, kubernetes, ldap, userPass, jwt, cert"),
+        (
+            {"tokenSecretRef": secret_ref("root", "token"), "jwt": {"role": "r"}},
+            r"auth names 2 methods \(tokenSecretRef, jwt\); ESO takes exactly one",
+        ),
+        ({"ldap": {"username": "u"}}, r"auth\.ldap\.secretRef is required"),
+        ({"userPass": {"secretRef": secret_ref("root", "token")}}, r"auth\.userPass\.username is required"),
+        ({"iam": {"vaultRole": "r", "region": "eu-west-1"}}, r"auth\.iam \(AWS IAM\) is not served"),
+        ({"gcp": {"role": "r"}}, r"auth\.gcp \(Google Cloud\) is not served"),
+        ({"github": {"token": "t"}}, r"auth\.github is not a vault auth method"),
+        ({"cert": {"clientCert": secret_ref("root", "token")}}, r"auth\.cert\.secretRef is required"),
+        (
+            {"cert": {"clientCert": secret_ref("root", "token"), "secretRef": secret_ref("root", "token")}},
+            r"auth\.cert\.clientCert holds no PEM certificate",
+        ),
         ({"tokenSecretRef": {"name": "root", "key": "token"}}, "needs namespace"),
         ({"appRole": {"secretRef": secret_ref("approle", "secret-id")}}, "roleId and roleRef"),
         ({"jwt": {"secretRef": secret_ref("jwt", "token")}}, r"auth\.jwt\.role is required"),

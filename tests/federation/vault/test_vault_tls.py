@@ -82,7 +82,7 @@ def test_ca_file_is_removed_when_the_provider_is_gone(bao: OpenBao, source: Conf
     [
         (
             {"caProvider": {"type": "ConfigMap", "name": "ca", "namespace": "ns", "key": "ca.crt"}},
-            "ConfigMap",
+            r"caProvider ConfigMap ns/ca key 'ca.crt' does not exist",
         ),
         ({"caProvider": {"type": "Secret", **secret_ref("absent", "ca.crt")}}, "does not exist"),
         ({"caProvider": {"type": "Secret", "name": "vault-ca", "key": "ca.crt"}}, "namespace"),
@@ -91,7 +91,7 @@ def test_ca_file_is_removed_when_the_provider_is_gone(bao: OpenBao, source: Conf
         ({"server": "ftp://127.0.0.1:1"}, "https://"),
         ({"version": "v3"}, "v1 or v2"),
         ({"path": ""}, "path"),
-        ({"tls": {"certSecretRef": secret_ref("client", "tls.crt")}}, "client certificates"),
+        ({"tls": {"certSecretRef": secret_ref("client", "tls.crt")}}, "tls needs certSecretRef and keySecretRef"),
         ({"headers": {"X-Vault-Token": "t"}}, "X-Vault"),
         ({"headers": {"X-Team": 1}}, "headers must map"),
     ],
