@@ -91,7 +91,7 @@ def test_ca_file_is_removed_when_the_provider_is_gone(bao: OpenBao, source: Conf
         ({"server": "ftp://127.0.0.1:1"}, "https://"),
         ({"version": "v3"}, "v1 or v2"),
         ({"path": ""}, "path"),
-        ({"tls": {"certSecretRef": secret_ref("client", "tls.crt")}}, "tls needs certSecretRef and keySecretRef"),
+        ({"tls": {"certSecretRef": secret_ref("client", "tls.crt")}}, "tls needs certSecretRef"),
         ({"headers": {"X-Vault-Token": "t"}}, "X-Vault"),
         ({"headers": {"X-Team": 1}}, "headers must map"),
     ],
