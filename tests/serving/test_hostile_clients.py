@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from serving.worker import PREPARE_SECONDS
+from tests.helpers_stack import fake_store
 from tests.serving.helpers_servers import Server, federation_server, webhook_server
-from tests.stack import fake_store
 
 pytestmark = [pytest.mark.slow]
 
