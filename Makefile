@@ -25,8 +25,9 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# The whole suite, slow end-to-end tests included.
+# The whole suite, slow end-to-end tests included; installs the Debian packages it needs when missing.
 test: lint
+	hack/system-deps.sh
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 # For a quick local loop: skips the tests marked slow.

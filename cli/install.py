@@ -2,8 +2,9 @@
 
 In env mode the webhook wraps the application's command with ``/esi/bin/esi-cli exec --``; the
 application image need not have Python, so ``esi-init`` (``esi-cli fetch`` with ``ESI_BIN_DIR`` set)
-copies its own PyInstaller one-folder build there first. Only a frozen build can do that: a
-pip-installed esi-cli needs its interpreter and cannot be copied alone.
+copies its own self-contained folder there first: the static launcher ``esi-cli`` and ``_internal/``, which
+holds the PyInstaller program with every library it loads (docs/images.md). Only a frozen build can do
+that: a pip-installed esi-cli needs its interpreter and cannot be copied alone.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ def install_self(bin_dir: str) -> str:
         )
     import shutil  # noqa: PLC0415 - only esi-init in env mode needs it
 
-    source = os.path.dirname(os.path.abspath(sys.executable))
+    # The bootloader's home is _internal/; the folder to copy is the one above it, with the launcher.
+    source = os.path.dirname(os.path.abspath(sys._MEIPASS))  # type: ignore[attr-defined]
     try:
         # Over whatever an earlier, interrupted attempt of this init container left behind.
         shutil.copytree(source, bin_dir, symlinks=True, dirs_exist_ok=True)
     except (OSError, shutil.Error) as exc:
         raise CliError(f"cannot copy esi-cli into {bin_dir}: {exc}") from None
-    return os.path.join(bin_dir, os.path.basename(sys.executable))
+    return os.path.join(bin_dir, "esi-cli")

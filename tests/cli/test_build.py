@@ -1,9 +1,13 @@
-"""The self-contained esi-cli (hack/build-esi-cli.sh, PyInstaller one-folder) works without the venv."""
+"""The self-contained esi-cli (hack/build-esi-cli.sh) works without the venv.
+
+The images tests (tests/images/) run the same folder in images without glibc; here it runs on the host.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +23,17 @@ CHILD = """
 import json, os, sys
 with open(sys.argv[1], "w") as handle:
     json.dump({"value": os.environ.get("SERVICE_A_TOKEN"), "frozen_vars": sorted(
-        name for name in os.environ if name.startswith("_PYI") or name == "LD_LIBRARY_PATH_ORIG")}, handle)
+        name for name in os.environ if name.startswith(("_PYI", "LD_")))}, handle)
 """
+
+
+PT_INTERP = 3
+
+
+def program_header_types(elf: bytes) -> list[int]:
+    """The ``p_type`` of each program header of a 64-bit little-endian ELF file."""
+    offset, size, count = struct.unpack_from("<Q", elf, 0x20)[0], *struct.unpack_from("<HH", elf, 0x36)
+    return [struct.unpack_from("<I", elf, offset + index * size)[0] for index in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,16 @@ def test_the_bundle_prints_its_version_without_any_python_environment(bundle: Pa
 
     assert run.exit_code == 0
     assert run.stdout == "esi-cli 0.1.0\n"
-    assert (bundle / "_internal").is_dir()
+
+
+def test_the_bundle_carries_its_c_library_and_a_static_launcher(bundle: Path) -> None:
+    contents = {path.name for path in (bundle / "_internal").iterdir()}
+    launcher = (bundle / "esi-cli").read_bytes()
+
+    assert {"esi-cli", "libc.so.6", "libz.so.1", "libpython3.11.so.1.0"} <= contents
+    assert any(name.startswith("ld-") for name in contents)
+    assert launcher[:4] == b"\x7fELF"
+    assert PT_INTERP not in program_header_types(launcher)  # static: needs no loader from the image
 
 
 def test_the_bundle_fetches_files(
