@@ -104,7 +104,8 @@ def ignored_reason(resource: Mapping[str, Any]) -> str | None:
 
 def describe(resource: Mapping[str, Any]) -> str:
     """``Kind name`` (``Kind namespace/name`` when namespaced), for messages."""
-    meta = resource.get("metadata") if isinstance(resource.get("metadata"), dict) else {}
+    meta = resource.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     name = meta.get("name", "<unnamed>")
     namespace = meta.get("namespace")
     return f"{resource.get('kind', '<no kind>')} {namespace + '/' if namespace else ''}{name}"
@@ -302,6 +303,7 @@ def _subject(
     """``subject.oidc {issuer, subject}``; ESI's samples put both directly under ``subject``, which is
     read too, with a deprecation. One problem per shape error, never the same one three times."""
     field = "subject.oidc"
+    oidc: Any
     if isinstance(node, dict) and "oidc" not in node and ("issuer" in node or "subject" in node):
         deprecated.append(
             f"{where}: subject {{issuer, subject}} without oidc (ESI's samples) is deprecated; "

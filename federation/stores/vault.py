@@ -480,7 +480,8 @@ def _ca_from_provider(where: str, provider: Any, config: Configuration) -> bytes
     parts = [provider.get(part) for part in ("name", "namespace", "key")]
     if not all(isinstance(part, str) and part for part in parts):
         raise StoreError(f"{where}: caProvider ({kind}) needs name, namespace and key")
-    ref = SecretKeyRef(*(str(part) for part in parts), kind=kind)
+    name, namespace, key = (str(part) for part in parts)
+    ref = SecretKeyRef(name, namespace, key, kind)
     value = config.secret_value(ref)
     if value is None:
         raise StoreError(f"{where}: caProvider {ref.describe()} does not exist")
