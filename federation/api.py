@@ -24,7 +24,7 @@ from federation.errors import (
 from federation.metrics import Metrics
 from federation.service import Audit, FederationService
 from federation.tokens import Hints
-from federation.wire import decode_json, hints_of, parse_secrets_request
+from federation.wire import ca_cert_hint, decode_json, hints_of, parse_secrets_request
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_TYPE_BASE = "https://esi-federation.dev/problems/"
@@ -81,8 +81,7 @@ def _secrets() -> Response:
 
 def _compat_secret(store: str, key: str) -> Response:
     document = _json_body()
-    ca_cert = document.get("ca.crt") if isinstance(document, dict) else None
-    hints = Hints(ca_cert=ca_cert if isinstance(ca_cert, str) else None)
+    hints = Hints(ca_cert=ca_cert_hint(document.get("ca.crt")) if isinstance(document, dict) else None)
     identity = _service().authenticate(_bearer_token(), hints, g.audit)
     if isinstance(document, _Malformed):
         g.audit.decision = "invalid"

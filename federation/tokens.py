@@ -31,7 +31,8 @@ MAX_TOKEN_BYTES = 16 * 1024
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
 LEGACY_ISSUER = "kubernetes/serviceaccount"
 SUBJECT = re.compile(r"^system:serviceaccount:(?P<namespace>[^:]+):(?P<name>[^:]+)$")
-_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+_PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+_PEM_END = "-----END CERTIFICATE-----"
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 # Signature checks only: the token is split and decoded once here, not once per PyJWT call.
 SIGNATURE_VERIFIERS: dict[str, Algorithm] = {
@@ -196,7 +197,8 @@ def select_candidates(federations: Iterable[Federation], issuer: str, hints: Hin
     candidates = [f for f in federations if f.issuer == issuer]
     if hints.cluster is not None:
         candidates = [f for f in candidates if f.name == hints.cluster]
-    sent = certificate_ders(hints.ca_cert) if hints.ca_cert else frozenset()
+    # The hint is parsed only when it can decide something: with one candidate it narrows nothing.
+    sent = certificate_ders(hints.ca_cert) if hints.ca_cert and len(candidates) > 1 else frozenset()
     if sent:
         matching = [f for f in candidates if f.ca_bundle and certificate_ders(f.ca_bundle) & sent]
         candidates = matching or candidates
@@ -213,12 +215,26 @@ def certificate_ders(pem_or_base64: str) -> frozenset[bytes]:
         except (binascii.Error, ValueError):
             return frozenset()
     ders = set()
-    for block in _PEM_CERT.findall(text):
+    for block in _pem_blocks(text):
         try:
             ders.add(ssl.PEM_cert_to_DER_cert(block))
         except ValueError:
             continue
     return frozenset(ders)
+
+
+def _pem_blocks(text: str) -> list[str]:
+    """Each BEGIN..END certificate block, found in one forward pass (a regex search restarted at every
+    BEGIN marker made a body of repeated markers cost quadratic time)."""
+    blocks = []
+    position = 0
+    while (start := text.find(_PEM_BEGIN, position)) >= 0:
+        end = text.find(_PEM_END, start)
+        if end < 0:
+            break
+        position = end + len(_PEM_END)
+        blocks.append(text[start:position])
+    return blocks
 
 
 def validate_claims(

@@ -43,11 +43,13 @@ def hints_of(document: Any) -> Hints:
     """The selectors in a body, read leniently: a malformed hint is ignored here and refused later."""
     if not isinstance(document, dict):
         return Hints()
-    cluster, ca_cert = document.get("cluster"), document.get("caCert")
-    return Hints(
-        cluster if _is_name(cluster) else None,
-        ca_cert if isinstance(ca_cert, str) and len(ca_cert) <= MAX_CA_CERT_LENGTH else None,
-    )
+    cluster = document.get("cluster")
+    return Hints(cluster if _is_name(cluster) else None, ca_cert_hint(document.get("caCert")))
+
+
+def ca_cert_hint(value: Any) -> str | None:
+    """A ``caCert`` (or the compatibility route's ``ca.crt``) hint: a string within the one size cap."""
+    return value if isinstance(value, str) and len(value) <= MAX_CA_CERT_LENGTH else None
 
 
 def parse_secrets_request(document: Any) -> SecretsRequest:

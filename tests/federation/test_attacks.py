@@ -142,6 +142,27 @@ def test_a_b_token_carrying_a_kid_of_cluster_a_is_refused(
     assert post_secrets(stack, forged, {"cluster": CLUSTER, "secrets": [PASSWORD]}).status_code == 401
 
 
+def test_a_ca_hint_over_the_cap_is_ignored_on_both_routes_alike(
+    stack: FederationStack, beta: ClientClusterIssuer
+) -> None:
+    # beta's CA as the hint narrows alpha's token to beta (401); padded past 32 KiB it narrows nothing.
+    oversize = beta.ca_pem + " " * (32 * 1024)
+    token = stack.mint()
+    assert post_secrets(stack, token, {"caCert": beta.ca_pem, "secrets": [PASSWORD]}).status_code == 401
+    assert post_secrets(stack, token, {"caCert": oversize, "secrets": [PASSWORD]}).status_code == 400
+    compat = f"{stack.url}/secretstore/vault-prod/secrets/db-credentials"
+
+    def compat_status(hint: str) -> int:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps({"ca.crt": hint})
+        return requests.post(
+            compat, data=body, headers=headers, verify=str(stack.server_ca_file), timeout=15
+        ).status_code
+
+    assert compat_status(beta.ca_pem) == 401
+    assert compat_status(oversize) == 200
+
+
 # -- the client-sent CA is never a trust anchor -----------------------------------------------------
 
 
