@@ -6,12 +6,14 @@
 #   buildah podman skopeo mmdebstrap runc uidmap fuse-overlayfs: `make images` and the image tests
 #   gcc musl-tools: the static launcher of the self-contained esi-cli, and the musl test image
 #   busybox-static: the busybox-only test image that runs the copied esi-cli
+#   postgresql: a real PostgreSQL for OpenBao's database secrets engine (hack/postgres.py, tests/generators)
 set -euo pipefail
 
 packages=(
   buildah podman skopeo mmdebstrap runc uidmap fuse-overlayfs
   gcc musl-tools
   busybox-static
+  postgresql
 )
 
 missing=()
