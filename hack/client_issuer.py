@@ -5,6 +5,7 @@ It serves what the federation server fetches from a real client cluster, and not
     GET /.well-known/openid-configuration   the discovery document
     GET /openid/v1/jwks                     the key set (application/jwk-set+json)
     POST /apis/authentication.k8s.io/v1/tokenreviews   TokenReview (``hack.token_review``)
+    GET /api/v1/namespaces/<ns>/pods/<name> the pods that tokens were minted for (name, namespace, uid)
 
 and mints ServiceAccount tokens that verify against that key set (``hack.sa_tokens``). Its TLS
 certificate is issued by the cluster's own CA (``ca_pem``): that CA is what a ``KubernetesFederation``
@@ -36,12 +37,14 @@ import argparse
 import hmac
 import ipaddress
 import json
+import re
 import signal
 import ssl
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -72,6 +75,7 @@ DISCOVERY_CONTENT_TYPE = "application/json"
 # What kube-apiserver can answer a TokenReview with (JSON, YAML, protobuf); only JSON is ever sent here.
 REVIEW_CONTENT_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 FEDERATION_API_VERSION = "identity.federation.external-secrets.io/v1alpha1"
+POD_PATH = re.compile(r"^/api/v1/namespaces/([a-z0-9][-a-z0-9]*)/pods/([a-z0-9][-.a-z0-9]*)$")
 
 
 class IssuerError(Exception):
@@ -129,6 +133,7 @@ class ClientClusterIssuer:
         self._required_bearer_token = required_bearer_token
         self._reviewer_token = reviewer_token
         self._deleted_pods: set[tuple[str, str]] = set()
+        self._pods: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid of pods that exist
         self._behaviour = JwksBehaviour()
         self._lock = threading.Lock()
         self._seen: list[SeenRequest] = []
@@ -216,10 +221,30 @@ class ClientClusterIssuer:
         pod_name: str = "",
         now: int | None = None,
     ) -> str:
-        """A projected ServiceAccount token of this cluster (see ``TokenIssuer.mint``)."""
+        """A projected ServiceAccount token of this cluster (see ``TokenIssuer.mint``).
+
+        With ``pod_name``, the pod exists from now on (with one uid for all its tokens) until
+        ``delete_pod``; minting for a deleted pod's name makes a new pod with a new uid.
+        """
+        pod_uid = None
+        if pod_name:
+            with self._lock:
+                self._deleted_pods.discard((namespace, pod_name))
+                pod_uid = self._pods.setdefault((namespace, pod_name), str(uuid.uuid4()))
         return self.tokens.mint(
-            namespace, service_account, audiences, lifetime_s=lifetime_s, pod_name=pod_name, now=now
+            namespace,
+            service_account,
+            audiences,
+            lifetime_s=lifetime_s,
+            pod_name=pod_name,
+            pod_uid=pod_uid,
+            now=now,
         )
+
+    def pod_uid(self, namespace: str, pod_name: str) -> str | None:
+        """The uid of an existing pod, or None."""
+        with self._lock:
+            return self._pods.get((namespace, pod_name))
 
     def federation_manifest(
         self, name: str, audiences: Sequence[str] | None = None, with_ca_bundle: bool = True
@@ -262,9 +287,11 @@ class ClientClusterIssuer:
         return sum(1 for seen in self.requests if seen.path == JWKS_PATH)
 
     def delete_pod(self, namespace: str, pod_name: str) -> None:
-        """Forget a pod: tokens bound to it still verify offline but no longer pass TokenReview."""
+        """Forget a pod: tokens bound to it still verify offline but no longer pass TokenReview, and
+        ``GET`` of the pod answers 404."""
         with self._lock:
             self._deleted_pods.add((namespace, pod_name))
+            self._pods.pop((namespace, pod_name), None)
 
     def review(self, token: str, audiences: Sequence[str] | None) -> dict[str, Any]:
         """The TokenReview status this cluster gives ``token`` (see ``hack.token_review.review``)."""
@@ -286,8 +313,24 @@ class ClientClusterIssuer:
         with self._lock:
             self._seen.append(seen)
 
+    def _pod_document(self, path: str) -> dict[str, Any] | None:
+        match = POD_PATH.match(path)
+        if match is None:
+            return None
+        namespace, name = match.group(1), match.group(2)
+        with self._lock:
+            uid = self._pods.get((namespace, name))
+        if uid is None:
+            return None
+        return {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        }
+
     def _bearer_accepted(self, authorization: str | None, path: str) -> bool:
-        required = self._reviewer_token if path == TOKEN_REVIEW_PATH else self._required_bearer_token
+        reviewer_path = path == TOKEN_REVIEW_PATH or POD_PATH.match(path) is not None
+        required = self._reviewer_token if reviewer_path else self._required_bearer_token
         if required is None:
             return True
         presented = (authorization or "").removeprefix("Bearer ")
@@ -336,6 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = self._send_not_acceptable()
         elif path == JWKS_PATH:
             status = self._send_jwks(issuer)
+        elif (pod := issuer._pod_document(path)) is not None:
+            status = self._send_json(HTTPStatus.OK, pod, "application/json")
         else:
             status = self._send_status(
                 HTTPStatus.NOT_FOUND, "the server could not find the requested resource"

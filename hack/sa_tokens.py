@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -255,10 +255,14 @@ class TokenIssuer:
         *,
         lifetime_s: int = DEFAULT_LIFETIME_S,
         pod_name: str = "",
+        pod_uid: str | None = None,
         now: int | None = None,
     ) -> str:
-        """A projected ServiceAccount token, signed with the current signing key."""
+        """A projected ServiceAccount token, signed with the current signing key (``pod_uid``: random
+        when not given)."""
         identity = PodIdentity(namespace, service_account, pod_name=pod_name)
+        if pod_uid is not None:
+            identity = replace(identity, pod_uid=pod_uid)
         return self.sign(self.claims(identity, audiences, lifetime_s, now))
 
     def mint_legacy(self, namespace: str, service_account: str, secret_name: str | None = None) -> str:
