@@ -91,6 +91,30 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.credentials_issued = Counter(
+            "esi_federation_credentials_issued",
+            "Generated values handed out, by generator kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.credentials_renewed = Counter(
+            "esi_federation_credentials_renewed",
+            "Leases of generated credentials renewed because their pod still exists.",
+            ["kind"],
+            registry=r,
+        )
+        self.credentials_revoked = Counter(
+            "esi_federation_credentials_revoked",
+            "Generated credentials revoked, by reason: owner, others, pod_gone, lease_end, batch_failed.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.credential_failures = Counter(
+            "esi_federation_credential_failures",
+            "Failed generator operations, by operation: issue, record, renew, revoke, pod_check.",
+            ["operation"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "esi_federation_rate_limited", "Requests refused by the per-subject rate limit.", registry=r
         )

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation.generators.model import GeneratorConfig, GeneratorRef
+
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -99,6 +101,7 @@ class Configuration:
     ignored: tuple[str, ...] = ()
     # Shapes that are loaded but will go away (ESI's older group, ``subject`` without ``oidc``).
     deprecated: tuple[str, ...] = ()
+    generators: Mapping[GeneratorRef, GeneratorConfig] = field(default_factory=dict)
 
     def secret_value(self, ref: SecretKeyRef) -> bytes | None:
         """Return the bytes at ``ref`` (a Secret's or a ConfigMap's, after ``ref.kind``), or None when

@@ -166,8 +166,25 @@ class VaultProvider:
         try:
             body = self._read(path, token, key)
         except _PermissionDenied:
-            body = self._read(path, self._token_after_denial(token, key), key)
+            body = self._read(path, self._token_after_denial(token, f"read key {key!r}"), key)
         return self._secret_data(body, key)
+
+    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """One call to ``/v1/<path>`` with the store's token, for what is not a KV read (generators,
+        leases). An empty answer (``204``) is ``{}``; a token Vault no longer knows is replaced once, as
+        for reads. ``path`` is already URL-safe.
+        """
+        action = f"{method.upper()} {path}"
+        token = self._valid_token()
+        namespace = self._store.namespace
+        try:
+            try:
+                return self._call(method, path, token, action, json=body, namespace=namespace, empty_ok=True)
+            except _PermissionDenied:
+                retry = self._token_after_denial(token, action)
+                return self._call(method, path, retry, action, json=body, namespace=namespace, empty_ok=True)
+        except _PermissionDenied as denied:
+            raise StoreError(denied.detail) from None
 
     def close(self) -> None:
         """Close the connections; the token is left to expire, the CA file goes with the provider."""
@@ -197,7 +214,7 @@ class VaultProvider:
                 self._token = self._renewed(self._token)
             return self._token
 
-    def _token_after_denial(self, denied: _Token, key: str) -> _Token:
+    def _token_after_denial(self, denied: _Token, action: str) -> _Token:
         """The token to retry a denied read with; ``StoreError`` when the policy itself denies it."""
         with self._lock:
             if self._token is not None and self._token is not denied:
@@ -206,7 +223,7 @@ class VaultProvider:
                 log.info("vault store %r: token no longer valid, logging in again", self._store.name)
                 self._token = self._obtain_token()
                 return self._token
-        raise StoreError(f"vault store {self._store.name!r}: permission denied to read key {key!r}")
+        raise StoreError(f"vault store {self._store.name!r}: permission denied to {action}")
 
     def _still_valid(self, token: _Token) -> bool:
         try:
@@ -309,10 +326,12 @@ class VaultProvider:
         json: Any = None,
         key: str | None = None,
         namespace: str | None = None,
+        empty_ok: bool = False,
     ) -> Mapping[str, Any]:
         """One request to ``/v1/<path>``; every failure comes back as a ``FederationError``.
 
-        A 404 means ``SecretNotFound`` when reading ``key``, and a ``StoreError`` otherwise.
+        A 404 means ``SecretNotFound`` when reading ``key``, and a ``StoreError`` otherwise. With
+        ``empty_ok``, an answer without a body (``204``) is ``{}``.
         """
         headers = {"X-Vault-Token": token.value} if token is not None else {}
         if namespace is not None:
@@ -329,6 +348,8 @@ class VaultProvider:
             raise _translate(exc, self._store.name, action) from None
         if not isinstance(answer, dict):
             status = getattr(answer, "status_code", "?")
+            if empty_ok and status == 204:
+                return {}
             raise StoreError(f"vault store {self._store.name!r}: unexpected HTTP {status} to {action}")
         return answer
 
