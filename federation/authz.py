@@ -1,8 +1,9 @@
-"""Authorization: deny unless a grant covers the request (DESIGN §6.7). Pure: no I/O.
+"""Authorization: deny unless a grant covers the request. Pure: no I/O.
 
 A grant covers a requested item when it names the federation that verified the token, the token's
 issuer and subject exactly, the item's store, and (when ``allowedSecrets`` is set) a glob that matches
-the item's key. Globs follow ``fnmatch``: ``*`` matches any characters, ``/`` included.
+the item's key. Globs follow ``fnmatch``: ``*`` matches any characters, ``/`` included. A generator
+item is covered when the grant's ``allowedGenerators`` names that exact ``{namespace, kind, name}``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,28 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from federation.config.model import Grant
+from federation.generators.model import GeneratorRef
 from federation.tokens import Identity
 
 
 @dataclass(frozen=True)
 class RequestedItem:
-    """One secret asked for: a store, a key, and optionally a property."""
+    """One value asked for: a store's key (and optionally a property), or a generator's output."""
 
     store: str
     key: str
     property: str | None = None
+    generator: GeneratorRef | None = None
+
+    @classmethod
+    def of_generator(cls, ref: GeneratorRef, prop: str | None = None) -> RequestedItem:
+        """An item asking ``ref`` to generate (optionally one ``prop`` of the generated map)."""
+        return cls("", "", prop, ref)
 
     def describe(self) -> str:
-        """``store:key`` or ``store:key#property``, for messages."""
-        return f"{self.store}:{self.key}" + (f"#{self.property}" if self.property is not None else "")
+        """``store:key``, ``store:key#property`` or ``generator Kind namespace/name[#property]``."""
+        where = f"generator {self.generator.describe()}" if self.generator else f"{self.store}:{self.key}"
+        return where + (f"#{self.property}" if self.property is not None else "")
 
 
 def grants_of(identity: Identity, grants: Iterable[Grant]) -> list[Grant]:
@@ -40,7 +49,9 @@ def grants_of(identity: Identity, grants: Iterable[Grant]) -> list[Grant]:
 
 
 def covers(grant: Grant, item: RequestedItem) -> bool:
-    """Whether ``grant`` lets its subject read ``item``."""
+    """Whether ``grant`` lets its subject read ``item`` (or, for a generator item, generate it)."""
+    if item.generator is not None:
+        return item.generator in grant.generators
     if item.store not in grant.stores:
         return False
     if grant.secret_patterns is None:
@@ -54,3 +65,9 @@ def denied_items(
     """The requested items no grant of ``identity`` covers (empty: everything is allowed)."""
     applicable = grants_of(identity, grants)
     return [item for item in items if not any(covers(grant, item) for grant in applicable)]
+
+
+def may_revoke_states(identity: Identity, grants: Iterable[Grant], namespace: str) -> bool:
+    """Whether ``identity`` may revoke others' generated credentials in ``namespace``
+    (``allowedGeneratorStates``)."""
+    return any(namespace in grant.generator_state_namespaces for grant in grants_of(identity, grants))

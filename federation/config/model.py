@@ -65,6 +65,8 @@ class Grant:
     subject: str
     stores: frozenset[str]
     secret_patterns: tuple[str, ...] | None = None
+    generators: frozenset[GeneratorRef] = frozenset()
+    generator_state_namespaces: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,15 @@ from federation.config.model import (
     StoreConfig,
 )
 from federation.errors import ConfigurationError
+from federation.generators import model as generator_model
+from federation.generators.checks import spec_problem
+from federation.generators.model import (
+    GENERATOR_API,
+    GeneratorConfig,
+    GeneratorRef,
+    GeneratorSpecError,
+    parse_generator,
+)
 
 FEDERATION_API = "identity.federation.external-secrets.io/v1alpha1"
 AUTHORIZATION_API = "federation.external-secrets.io/v1alpha1"
@@ -41,6 +50,7 @@ _KINDS: dict[tuple[str, str], str] = {
     ("v1", "Secret"): "Secret",
     ("v1", "ConfigMap"): "ConfigMap",
     **{(api_version, "ClusterSecretStore"): "ClusterSecretStore" for api_version in STORE_APIS},
+    **{(GENERATOR_API, kind): "Generator" for kind in generator_model.KINDS},
 }
 # Where each of our kinds lives, to name the right apiVersion when a resource uses another one.
 _HOMES = {
@@ -62,6 +72,7 @@ _OUR_GROUPS = (
     "identity.federation.external-secrets.io",
     "federation.external-secrets.io",
     "external-secrets.io",
+    "generators.external-secrets.io",
 )
 
 
@@ -99,6 +110,11 @@ def ignored_reason(resource: Mapping[str, Any]) -> str | None:
         return None
     if kind in _NOT_SERVED:
         return _NOT_SERVED[kind] + "; the resource is ignored"
+    if group == GENERATOR_API.rpartition("/")[0]:
+        return (
+            f"generator kind {kind!r} is not served (served: {', '.join(generator_model.KINDS)} of "
+            f"{GENERATOR_API}); the resource is ignored"
+        )
     return f"kind {kind!r} is not one of {api}'s kinds this server reads; the resource is ignored"
 
 
@@ -117,6 +133,7 @@ def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> 
     federations: dict[str, Federation] = {}
     grants: list[Grant] = []
     stores: dict[str, StoreConfig] = {}
+    generators: dict[GeneratorRef, GeneratorConfig] = {}
     objects: dict[str, dict[tuple[str, str], KubeSecret]] = {"Secret": {}, "ConfigMap": {}}
     ignored: list[str] = []
     deprecated: list[str] = []
@@ -146,12 +163,11 @@ def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> 
                 grants.append(grant)
         elif kind == "ClusterSecretStore":
             _add_unique(stores, name, _store(name, spec, where, problems), where, problems)
+        elif kind == "Generator":
+            generator = _generator(resource, where, problems)
+            _add_unique(generators, generator.ref if generator else None, generator, where, problems)
         else:
-            data = _object_data(resource, where, problems)
-            if data is not None:
-                namespace = _namespace(resource)
-                held = objects[kind]
-                _add_unique(held, (namespace, name), KubeSecret(namespace, name, data), where, problems)
+            _add_object(objects[kind], resource, name, where, problems)
     if problems.items:
         raise ConfigurationError(problems.items)
     return Configuration(
@@ -163,7 +179,35 @@ def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> 
         config_maps=objects["ConfigMap"],
         ignored=tuple(ignored),
         deprecated=tuple(deprecated),
+        generators=generators,
     )
+
+
+def _add_object(
+    held: dict[tuple[str, str], KubeSecret],
+    resource: Mapping[str, Any],
+    name: str,
+    where: str,
+    problems: _Problems,
+) -> None:
+    """A Secret or ConfigMap, decoded, under its namespace and name."""
+    data = _object_data(resource, where, problems)
+    if data is not None:
+        namespace = _namespace(resource)
+        _add_unique(held, (namespace, name), KubeSecret(namespace, name, data), where, problems)
+
+
+def _generator(resource: Mapping[str, Any], where: str, problems: _Problems) -> GeneratorConfig | None:
+    try:
+        generator = parse_generator(resource)
+    except GeneratorSpecError as exc:
+        problems.add(where, str(exc).split(": ", 1)[-1])
+        return None
+    problem = spec_problem(generator)
+    if problem is not None:
+        problems.add(where, problem.split(": ", 1)[-1])
+        return None
+    return generator
 
 
 def _add_unique(target: dict[Any, Any], key: Any, value: Any, where: str, problems: _Problems) -> None:
@@ -280,21 +324,69 @@ def _grant(
     ):
         problems.add(where, "federationRef must be {kind: KubernetesFederation, name: <federation>}")
     issuer, subject = _subject(spec.get("subject"), where, problems, deprecated)
-    stores = _string_list(spec, "allowedClusterSecretStores", where, problems, required=True)
+    generators = _allowed_generators(spec.get("allowedGenerators"), where, problems)
+    states = _allowed_generator_states(spec.get("allowedGeneratorStates"), where, problems)
+    # An Authorization that grants only generators needs no store.
+    stores_required = not generators and not states
+    stores = _string_list(spec, "allowedClusterSecretStores", where, problems, required=stores_required)
     patterns = _string_list(spec, "allowedSecrets", where, problems, required=False)
-    for optional in ("allowedGenerators", "allowedGeneratorStates"):
-        if optional in spec and not isinstance(spec[optional], list):
-            problems.add(where, f"{optional} must be a list")
-    if len(problems.items) > before or issuer is None or subject is None or stores is None:
+    if len(problems.items) > before or issuer is None or subject is None:
+        return None
+    if stores is None and stores_required:
         return None
     return Grant(
         name=name,
         federation=str(ref["name"]) if isinstance(ref, dict) else "",
         issuer=issuer,
         subject=subject,
-        stores=frozenset(stores),
+        stores=frozenset(stores or ()),
         secret_patterns=tuple(patterns) if patterns is not None else None,
+        generators=frozenset(generators),
+        generator_state_namespaces=frozenset(states),
     )
+
+
+def _allowed_generators(value: Any, where: str, problems: _Problems) -> list[GeneratorRef]:
+    """``allowedGenerators: [{name, kind, namespace}]``."""
+    if value is None:
+        return []
+    shape = "allowedGenerators must be a list of {name, kind, namespace}"
+    if not isinstance(value, list):
+        problems.add(where, shape)
+        return []
+    refs = []
+    for index, item in enumerate(value):
+        parts = {
+            part: item.get(part) if isinstance(item, dict) else None for part in ("namespace", "kind", "name")
+        }
+        if not all(isinstance(part, str) and part for part in parts.values()):
+            problems.add(where, f"{shape} (item {index})")
+            continue
+        ref = GeneratorRef(str(parts["namespace"]), str(parts["kind"]), str(parts["name"]))
+        problem = ref.problem()
+        if problem is not None:
+            problems.add(where, f"allowedGenerators item {index}: {problem}")
+            continue
+        refs.append(ref)
+    return refs
+
+
+def _allowed_generator_states(value: Any, where: str, problems: _Problems) -> list[str]:
+    """``allowedGeneratorStates: [{namespace}]``."""
+    if value is None:
+        return []
+    shape = "allowedGeneratorStates must be a list of {namespace}"
+    if not isinstance(value, list):
+        problems.add(where, shape)
+        return []
+    namespaces = []
+    for index, item in enumerate(value):
+        namespace = item.get("namespace") if isinstance(item, dict) else None
+        if not isinstance(namespace, str) or not generator_model.NAMESPACE.match(namespace):
+            problems.add(where, f"{shape} (item {index} has no valid namespace)")
+            continue
+        namespaces.append(namespace)
+    return namespaces
 
 
 def _subject(

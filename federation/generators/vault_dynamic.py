@@ -28,7 +28,6 @@ from federation.errors import StoreError, StoreUnavailable
 from federation.generators.base import Generated, Lease
 from federation.generators.model import GeneratorConfig, GeneratorSpecError
 from federation.settings import Settings, parse_duration
-from federation.stores import vault
 
 RESULT_TYPES = ("Data", "Auth", "Raw")
 MAX_RETRY_WAIT = 10.0  # seconds of retries in all: a request must finish within gunicorn's timeout
@@ -135,6 +134,8 @@ class VaultDynamicGenerator:
         self.ref = config.ref
         self._where = config.ref.describe()
         self.spec = parse_spec(self._where, config.spec)
+        from federation.stores import vault  # noqa: PLC0415 - hvac is loaded only when a Vault is used
+
         try:
             self._vault = vault.build(provider_store(config), current, settings)
         except StoreError as exc:
