@@ -15,16 +15,9 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from federation.authz import RequestedItem
-from federation.errors import (
-    BadRequest,
-    FederationError,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from federation.errors import FederationError, PayloadTooLarge, UnsupportedMediaType
 from federation.metrics import Metrics
-from federation.service import Audit, FederationService
-from federation.tokens import Hints
-from federation.wire import ca_cert_hint, decode_json, hints_of, parse_secrets_request
+from federation.service import FederationService, Outcome
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_TYPE_BASE = "https://esi-federation.dev/problems/"
@@ -58,16 +51,9 @@ def _service() -> FederationService:
 
 
 def _secrets() -> Response:
-    document = _json_body()
-    identity = _service().authenticate(_bearer_token(), hints_of(document), g.audit)
-    try:
-        if isinstance(document, _Malformed):
-            raise document.error
-        parsed = parse_secrets_request(document)
-    except BadRequest:
-        g.audit.decision = "invalid"
-        raise
-    fetched = _service().fetch(identity, parsed.items, g.audit)
+    outcome = _service().secrets(_bearer_token(), _json_body())
+    g.outcome = outcome
+    identity, fetched = outcome.answer()
     return _json(
         {
             "secrets": [
@@ -80,19 +66,15 @@ def _secrets() -> Response:
 
 
 def _compat_secret(store: str, key: str) -> Response:
-    document = _json_body()
-    hints = Hints(ca_cert=ca_cert_hint(document.get("ca.crt")) if isinstance(document, dict) else None)
-    identity = _service().authenticate(_bearer_token(), hints, g.audit)
-    if isinstance(document, _Malformed):
-        g.audit.decision = "invalid"
-        raise document.error
-    fetched = _service().fetch(identity, [RequestedItem(store, key)], g.audit)
-    return _json(fetched[0].value)
+    outcome = _service().secret(_bearer_token(), _json_body(), RequestedItem(store, key))
+    g.outcome = outcome
+    return _json(outcome.answer())
 
 
 def _whoami() -> Response:
-    identity = _service().authenticate(_bearer_token(), Hints(), g.audit)
-    g.audit.decision = "allowed"
+    outcome = _service().whoami(_bearer_token())
+    g.outcome = outcome
+    identity, permissions = outcome.answer()
     return _json(
         {
             "identity": {
@@ -103,7 +85,10 @@ def _whoami() -> Response:
                 "serviceAccount": identity.service_account,
                 "pod": identity.pod_name,
             },
-            "allowed": _service().permissions(identity),
+            "allowed": [
+                {"authorization": p.authorization, "stores": list(p.stores), "secrets": list(p.secrets)}
+                for p in permissions
+            ],
         }
     )
 
@@ -127,15 +112,8 @@ def _openapi() -> Response:
     return Response(text, mimetype="application/yaml")
 
 
-class _Malformed:
-    """A body that is not JSON: the error is raised after the token check (401 comes before 400)."""
-
-    def __init__(self, error: BadRequest) -> None:
-        self.error = error
-
-
-def _json_body() -> Any:
-    """413 and 415 first, then the decoded body (or a deferred 400)."""
+def _json_body() -> bytes:
+    """413 and 415 first; the body itself is the service's to decode, after the token."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     if request.mimetype != "application/json":
@@ -147,10 +125,7 @@ def _json_body() -> Any:
     # A chunked body is cut at MAX_CONTENT_LENGTH without an error: one byte more than allowed was read.
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return decode_json(body)
-    except BadRequest as exc:
-        return _Malformed(exc)
+    return body
 
 
 def _bearer_token() -> str | None:
@@ -169,7 +144,6 @@ def _start_request() -> None:
     g.started = time.perf_counter()
     sent = request.headers.get("X-Request-Id", "")
     g.request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
-    g.audit = Audit()
 
 
 def _finish_request(response: Response) -> Response:
@@ -180,8 +154,8 @@ def _finish_request(response: Response) -> Response:
     metrics.request_seconds.labels(route).observe(elapsed)
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if route in AUDITED_ROUTES:
-        audit: Audit = g.audit
-        metrics.decisions.labels(audit.decision).inc()
+        audit = _audit_fields()
+        metrics.decisions.labels(audit["decision"]).inc()
         audit_log.info(
             "request",
             extra={
@@ -191,10 +165,19 @@ def _finish_request(response: Response) -> Response:
                 "path": request.path,
                 "status": response.status_code,
                 "latency_ms": round(elapsed * 1000, 2),
-                **audit.fields(),
+                **audit,
             },
         )
     return response
+
+
+def _audit_fields() -> dict[str, Any]:
+    # No outcome: refused before the service was asked (413, 415).
+    outcome: Outcome[Any] = g.get("outcome") or Outcome[Any]("invalid")
+    fields = outcome.audit_fields()
+    if g.get("unexpected"):
+        fields["decision"] = "error"
+    return fields
 
 
 def _problem(error: FederationError) -> Response:
@@ -227,7 +210,5 @@ def _unexpected_problem(error: Exception) -> Response:
         "unexpected error",
         extra={"error_type": type(error).__name__, "frames": frames, "request_id": g.get("request_id")},
     )
-    audit = g.get("audit")
-    if audit is not None:
-        audit.decision = "error"
+    g.unexpected = True
     return _problem(FederationError("an unexpected error occurred; see the server log for the request id"))

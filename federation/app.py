@@ -31,8 +31,8 @@ def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetc
     settings = settings or settings_from_environment()
     metrics = Metrics()
     holder = ConfigHolder(metrics)
-    registry = StoreRegistry(settings, lambda: holder.current)
-    keys = JwksRegistry(settings, metrics, lambda: holder.current, jwks_fetcher)
+    registry = StoreRegistry(settings)
+    keys = JwksRegistry(settings, metrics, jwks_fetcher)
     service = FederationService(
         holder=holder,
         verifier=TokenVerifier(settings, keys),

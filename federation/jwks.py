@@ -244,30 +244,27 @@ class FederationKeys:
 
 
 class JwksRegistry:
-    """Every federation's ``FederationKeys``, rebuilt when a federation's definition changes."""
+    """Every federation's ``FederationKeys``, rebuilt when a federation's definition changes.
 
-    def __init__(
-        self,
-        settings: Settings,
-        metrics: Metrics,
-        current: Callable[[], Configuration],
-        fetcher: Fetcher = fetch_jwks,
-    ) -> None:
+    Each call names the configuration snapshot its request is decided under: the bearer token of a
+    federation and the set of federations that must not share a key are read from that snapshot only.
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics, fetcher: Fetcher = fetch_jwks) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._current = current
         self._fetcher = fetcher
         self._lock = threading.Lock()
         self._caches: dict[str, tuple[str, FederationKeys]] = {}
         self._owners: dict[str, frozenset[str]] = {}
         self._loaded_for: Configuration | None = None
 
-    def for_federation(self, federation: Federation) -> FederationKeys:
-        """The cache of ``federation``, created on first use or when its definition changed."""
+    def for_federation(self, federation: Federation, config: Configuration) -> FederationKeys:
+        """The cache of ``federation`` of ``config``, created on first use or when its definition changed."""
         held = self._caches.get(federation.name)
         if held is not None and held[1].federation is federation:
             return held[1]  # the same configuration snapshot: nothing can have changed
-        bearer = self._bearer(federation)
+        bearer = self._bearer(federation, config)
         identity = json.dumps([repr(federation), hashlib.sha256((bearer or "").encode()).hexdigest()])
         with self._lock:
             held = self._caches.get(federation.name)
@@ -290,13 +287,13 @@ class JwksRegistry:
         self._reindex()
         return cache
 
-    def key(self, federation: Federation, kid: str) -> VerificationKey | None:
-        """The verification key ``kid`` of ``federation``, or None; a key shared with another federation is
-        refused in both (DESIGN §6.2)."""
-        key = self.for_federation(federation).key(kid)
+    def key(self, config: Configuration, federation: Federation, kid: str) -> VerificationKey | None:
+        """The verification key ``kid`` of ``federation``, or None; a key shared with another federation of
+        ``config`` is refused in both (see docs/architecture.md, "Tokens")."""
+        key = self.for_federation(federation, config).key(kid)
         if key is None:
             return None
-        self._load_all_once()
+        self._load_all_once(config)
         owners = self._owners.get(key.thumbprint, frozenset())
         if len(owners) > 1:
             log.error(
@@ -306,14 +303,17 @@ class JwksRegistry:
             return None
         return key
 
-    def _load_all_once(self) -> None:
+    def _load_all_once(self, config: Configuration) -> None:
         # A duplicate can only be seen once every federation's keys are known, not just the candidates'.
         # Caches change only with the configuration, so one pass per configuration object is enough.
-        config = self._current()
         if self._loaded_for is config:
             return
+        with self._lock:
+            for gone in set(self._caches) - set(config.federations):
+                del self._caches[gone]
         for other in config.federations.values():
-            self.for_federation(other).load_once()
+            self.for_federation(other, config).load_once()
+        self._reindex()
         self._loaded_for = config
 
     def status(self, name: str) -> FederationKeys | None:
@@ -321,17 +321,14 @@ class JwksRegistry:
         held = self._caches.get(name)
         return held[1] if held else None
 
-    def _bearer(self, federation: Federation) -> str | None:
+    def _bearer(self, federation: Federation, config: Configuration) -> str | None:
         if federation.token_secret_ref is None:
             return None
-        value = self._current().secret_value(federation.token_secret_ref)
+        value = config.secret_value(federation.token_secret_ref)
         return value.decode().strip() if value else None
 
     def _reindex(self) -> None:
-        configured = self._current().federations
         with self._lock:
-            for gone in set(self._caches) - set(configured):
-                del self._caches[gone]
             owners: dict[str, set[str]] = {}
             for name, (_, cache) in self._caches.items():
                 for key in cache.keys.values():

@@ -294,7 +294,7 @@ class StatusWriter:
         federation = config.federations.get(name)
         if federation is None:
             return None
-        cache = self._keys.for_federation(federation)
+        cache = self._keys.for_federation(federation, config)
         # Never tried in this worker (no request came yet): fetch now, so that the status tells whether
         # the key set can be had. Later refreshes happen as requests need them.
         cache.load_once()

@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jwt
-
 from federation.config.model import Configuration, Federation
 from federation.errors import Unauthorized, Unavailable
 from federation.pinned_https import PinnedRequestError, pinned_request
@@ -164,7 +162,7 @@ class TokenReviewer:
             log.warning("TokenReview failed", extra={"federation": federation.name, "reason": str(exc)})
             raise Unavailable("the client cluster's TokenReview cannot be reached") from None
         check_review(answer, identity, audiences)
-        self._remember(key, now, _expiry(token))
+        self._remember(key, now, identity.expires_at)
 
     def _remember(self, key: str, now: float, expires_at: float | None) -> None:
         until = now + self._settings.token_review_cache_ttl
@@ -175,9 +173,3 @@ class TokenReviewer:
                 self._confirmed = {k: t for k, t in self._confirmed.items() if t > now}
             if len(self._confirmed) < MAX_CACHED:
                 self._confirmed[key] = until
-
-
-def _expiry(token: str) -> float | None:
-    # Read after the signature was verified: the cache must not outlive the token.
-    exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    return float(exp) if isinstance(exp, int | float) else None

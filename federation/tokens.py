@@ -18,13 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from jwt.algorithms import Algorithm, ECAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable, Unauthorized
-from federation.jwks import JwksRegistry
 from federation.settings import Settings
 
 MAX_TOKEN_BYTES = 16 * 1024
@@ -55,6 +54,7 @@ class Identity:
     namespace: str
     service_account: str
     pod_name: str | None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,35 @@ class _Header:
     kid: str
 
 
-class TokenVerifier:
-    """Verifies tokens against the federations of the configuration in force."""
+class SigningKey(Protocol):
+    """A public key of one federation and the algorithms it may verify."""
 
-    def __init__(
-        self, settings: Settings, keys: JwksRegistry, clock: Callable[[], float] = time.time
-    ) -> None:
+    @property
+    def public_key(self) -> Any:
+        """The key, as ``jwt.algorithms`` verifies with it."""
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The ``alg`` values this key may verify."""
+
+
+class KeySource(Protocol):
+    """Where the verifier gets keys from; fetching and caching them is the source's business."""
+
+    def key(self, config: Configuration, federation: Federation, kid: str) -> SigningKey | None:
+        """The key ``kid`` of ``federation`` in ``config``, or None; ``JwksUnavailable`` when unknown."""
+
+
+class TokenVerifier:
+    """Verifies tokens against the federations of one configuration snapshot."""
+
+    def __init__(self, settings: Settings, keys: KeySource, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._keys = keys
         self._clock = clock
 
-    def verify(self, token: str, config: Configuration, hints: Hints) -> Identity:
-        """Return the identity of ``token``; raise ``Unauthorized`` (or ``JwksUnavailable``)."""
-        jws = parse_compact(token)
+    def verify(self, jws: CompactJws, config: Configuration, hints: Hints) -> Identity:
+        """Return the identity of the token ``jws``; raise ``Unauthorized`` (or ``JwksUnavailable``)."""
         header = read_header(jws)
         issuer = read_unverified_issuer(jws)
         candidates = select_candidates(config.federations.values(), issuer, hints)
@@ -104,7 +120,7 @@ class TokenVerifier:
         unavailable: JwksUnavailable | None = None
         for federation in candidates:
             try:
-                self._verify_signature(jws, header, federation)
+                self._verify_signature(jws, header, config, federation)
             except JwksUnavailable as exc:
                 unavailable = exc
                 continue
@@ -120,8 +136,10 @@ class TokenVerifier:
             raise Unauthorized("; ".join(failures))
         return validate_claims(jws.claims, verified[0], self._settings, self._clock())
 
-    def _verify_signature(self, jws: CompactJws, header: _Header, federation: Federation) -> None:
-        key = self._keys.key(federation, header.kid)
+    def _verify_signature(
+        self, jws: CompactJws, header: _Header, config: Configuration, federation: Federation
+    ) -> None:
+        key = self._keys.key(config, federation, header.kid)
         if key is None:
             raise Unauthorized(f"unknown kid {header.kid!r}")
         if header.alg not in key.algorithms:
@@ -249,7 +267,9 @@ def validate_claims(
     namespace, name = check_subject(claims)
     pod = claims["kubernetes.io"].get("pod")
     pod_name = pod.get("name") if isinstance(pod, dict) and isinstance(pod.get("name"), str) else None
-    return Identity(federation.name, federation.issuer, claims["sub"], namespace, name, pod_name)
+    return Identity(
+        federation.name, federation.issuer, claims["sub"], namespace, name, pod_name, float(claims["exp"])
+    )
 
 
 def check_issuer(claims: Mapping[str, Any], federation: Federation) -> None:

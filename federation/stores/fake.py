@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from federation.config.model import Configuration, StoreConfig
@@ -41,10 +41,10 @@ class FakeProvider:
         """Nothing to release."""
 
 
-def validate(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> None:
+def validate(store: StoreConfig, snapshot: Configuration, settings: Settings) -> None:
     """Nothing beyond the parser's check of ``data``: a fake store that loads can be served."""
 
 
-def build(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> FakeProvider:
+def build(store: StoreConfig, snapshot: Configuration, settings: Settings) -> FakeProvider:
     """Provider factory (see ``stores.registry``)."""
     return FakeProvider(store.spec)

@@ -1,7 +1,8 @@
 """ESO's ``kubernetes`` provider: Secrets of cluster-main, from the same source as the CRs.
 
 key = the Secret's name in ``remoteNamespace`` (default ``default``); property = a data key.
-The provider reads the configuration in force at each call, so a changed Secret is served at once.
+The provider serves the Secrets of the snapshot it is built from; ``served_secrets`` names them, so the
+store registry builds a new provider for a snapshot in which one of them changed.
 
 A store is served from cluster-main only when it points at cluster-main: no ``server.url``, or one of
 the in-cluster names (``kubernetes.default[.svc[.cluster.local]]``), as ESO's examples write it. Its
@@ -12,12 +13,12 @@ answered with cluster-main's Secrets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation.config.model import Configuration, StoreConfig
+from federation.config.model import Configuration, KubeSecret, StoreConfig
 from federation.errors import SecretNotFound, StoreError
 from federation.settings import Settings
 from federation.stores.base import SecretData
@@ -37,15 +38,15 @@ class KubernetesStore:
 
 
 class KubernetesProvider:
-    """Reads Secrets of one namespace out of the current configuration."""
+    """Reads Secrets of one namespace out of one configuration snapshot."""
 
-    def __init__(self, namespace: str, current: Callable[[], Configuration]) -> None:
+    def __init__(self, namespace: str, snapshot: Configuration) -> None:
         self._namespace = namespace
-        self._current = current
+        self._snapshot = snapshot
 
     def read(self, key: str) -> SecretData:
         """Return the Secret ``key`` as a map of its data keys to text."""
-        secret = self._current().secrets.get((self._namespace, key))
+        secret = self._snapshot.secrets.get((self._namespace, key))
         if secret is None:
             raise SecretNotFound(f"key {key!r} does not exist")
         try:
@@ -98,11 +99,17 @@ def _check_auth(where: str, auth: Any) -> None:
         raise StoreError(f"{where}: auth must name at most one of {', '.join(AUTH_METHODS)} (found {given})")
 
 
-def validate(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> None:
+def validate(store: StoreConfig, snapshot: Configuration, settings: Settings) -> None:
     """Raise ``StoreError`` when ``store`` cannot be served (what ``esi-federation check`` runs)."""
     parse_store(store)
 
 
-def build(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> KubernetesProvider:
+def build(store: StoreConfig, snapshot: Configuration, settings: Settings) -> KubernetesProvider:
     """Provider factory (see ``stores.registry``)."""
-    return KubernetesProvider(parse_store(store).namespace, current)
+    return KubernetesProvider(parse_store(store).namespace, snapshot)
+
+
+def served_secrets(store: StoreConfig, snapshot: Configuration) -> Iterator[KubeSecret]:
+    """The Secrets a provider of ``store`` serves out of ``snapshot`` (see ``stores.registry``)."""
+    namespace = parse_store(store).namespace
+    return (secret for (held_in, _), secret in sorted(snapshot.secrets.items()) if held_in == namespace)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from federation.config.model import Configuration
 from federation.errors import FederationError, StoreError
 from federation.metrics import Metrics
 from federation.stores.base import SecretData
@@ -38,8 +39,8 @@ class StoreReader:
         self._in_flight: dict[_Key, Future[SecretData]] = {}
         self._cache: dict[_Key, tuple[float, SecretData]] = {}
 
-    def read(self, store: str, key: str) -> SecretData:
-        """The data at ``key`` of ``store``; raises the provider's ``FederationError``."""
+    def read(self, config: Configuration, store: str, key: str) -> SecretData:
+        """The data at ``key`` of ``store`` in ``config``; raises the provider's ``FederationError``."""
         wanted = (store, key)
         with self._lock:
             cached = self._cache.get(wanted)
@@ -54,7 +55,7 @@ class StoreReader:
             self._metrics.store_merged_reads.labels(store, "in_flight").inc()
             return pending.result()
         try:
-            data = self._read_from_store(store, key)
+            data = self._read_from_store(config, store, key)
         except BaseException as exc:
             pending.set_exception(exc)
             raise
@@ -67,8 +68,8 @@ class StoreReader:
                 if self._cache_ttl > 0 and not pending.exception():
                     self._cache[wanted] = (self._clock() + self._cache_ttl, pending.result())
 
-    def _read_from_store(self, store: str, key: str) -> SecretData:
-        provider = self._registry.provider(store)
+    def _read_from_store(self, config: Configuration, store: str, key: str) -> SecretData:
+        provider = self._registry.provider(config, store)
         started = time.perf_counter()
         result = "ok"
         try:

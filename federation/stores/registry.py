@@ -1,8 +1,10 @@
 """One provider per store, built on first use and reused until the store's configuration changes.
 
-A provider is rebuilt when its ClusterSecretStore spec changes or when any Secret or ConfigMap the spec
+A provider is built from one configuration snapshot: the store's spec, every Secret or ConfigMap the spec
 references (any ``{name, key[, namespace]}`` selector in it; a ConfigMap when the selector says
-``type: ConfigMap``, as ESO's ``caProvider`` does) changes; otherwise its client and its login are kept.
+``type: ConfigMap``, as ESO's ``caProvider`` does) and, for a provider module that names them with
+``served_secrets``, the Secrets it serves. It is rebuilt when any of these changes; otherwise its client
+and its login are kept. Every call names the snapshot its request is decided under.
 The ``vault`` provider is imported only when a Vault store is used, so hvac stays out of start-up.
 
 ``store_problem`` runs a provider's own validation, the one its factory runs before serving, so that
@@ -15,16 +17,17 @@ import hashlib
 import importlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federation.config.model import CONFIG_MAP, SECRET, Configuration, SecretKeyRef, StoreConfig
+from federation.config.model import CONFIG_MAP, SECRET, Configuration, KubeSecret, SecretKeyRef, StoreConfig
 from federation.errors import NotFound, StoreError
 from federation.settings import Settings
 from federation.stores.base import Provider
 
-ProviderFactory = Callable[[StoreConfig, Callable[[], Configuration], Settings], Provider]
+ProviderFactory = Callable[[StoreConfig, Configuration, Settings], Provider]
+ServedSecrets = Callable[[StoreConfig, Configuration], Iterable[KubeSecret]]
 
 PROVIDER_MODULES = {
     "fake": "federation.stores.fake",
@@ -49,21 +52,30 @@ def referenced_secrets(spec: Mapping[str, Any]) -> Iterator[SecretKeyRef]:
 
 
 def fingerprint(store: StoreConfig, config: Configuration) -> str:
-    """A digest of everything a provider is built from: its spec and the Secrets it references."""
+    """A digest of everything a provider is built from: its spec, the Secrets it references or serves."""
     digest = hashlib.sha256(store.kind.encode())
     digest.update(json.dumps(store.spec, sort_keys=True).encode())
     for ref in sorted(referenced_secrets(store.spec), key=lambda r: (r.kind, r.namespace, r.name, r.key)):
         value = config.secret_value(ref)
         digest.update(f"|{ref.kind}/{ref.namespace}/{ref.name}/{ref.key}=".encode())
         digest.update(hashlib.sha256(value).digest() if value is not None else b"<absent>")
+    served: ServedSecrets | None = getattr(_module(store), "served_secrets", None)
+    for secret in served(store, config) if served is not None else ():
+        digest.update(f"|{secret.namespace}/{secret.name}:".encode())
+        for name, value in sorted(secret.data.items()):
+            digest.update(f"{name}=".encode() + hashlib.sha256(value).digest())
     return digest.hexdigest()
+
+
+def _module(store: StoreConfig) -> Any:
+    return importlib.import_module(PROVIDER_MODULES[store.kind])
 
 
 def store_problem(store: StoreConfig, config: Configuration, settings: Settings) -> str | None:
     """Why ``store`` cannot be served, in the words a request would be refused with; None if it can."""
-    validate = importlib.import_module(PROVIDER_MODULES[store.kind]).validate
+    validate = _module(store).validate
     try:
-        validate(store, lambda: config, settings)
+        validate(store, config, settings)
     except StoreError as exc:
         return exc.detail
     return None
@@ -79,15 +91,13 @@ class _Built:
 class StoreRegistry:
     """Hands out the provider of a store, building it when needed."""
 
-    def __init__(self, settings: Settings, current: Callable[[], Configuration]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._current = current
         self._built: dict[str, _Built] = {}
         self._lock = threading.Lock()
 
-    def provider(self, store_name: str) -> Provider:
-        """The provider of ``store_name``; ``NotFound`` when no such ClusterSecretStore exists."""
-        config = self._current()
+    def provider(self, config: Configuration, store_name: str) -> Provider:
+        """The provider of ``store_name`` in ``config``; ``NotFound`` when ``config`` has no such store."""
         store = config.stores.get(store_name)
         if store is None:
             raise NotFound(f"ClusterSecretStore {store_name!r} does not exist")
@@ -102,8 +112,8 @@ class StoreRegistry:
                 return built.provider
             if built is not None:
                 built.provider.close()
-            factory: ProviderFactory = importlib.import_module(PROVIDER_MODULES[store.kind]).build
-            provider = factory(store, self._current, self._settings)
+            factory: ProviderFactory = _module(store).build
+            provider = factory(store, config, self._settings)
             self._built[store_name] = _Built(wanted, provider, config)
             return provider
 

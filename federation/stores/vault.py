@@ -387,7 +387,7 @@ def _write_ca_file(pem: bytes) -> str:
     return name
 
 
-def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> VaultStore:
+def parse_store(store: StoreConfig, snapshot: Configuration) -> VaultStore:
     """The connection settings of ``store``; ``StoreError`` explains a spec that cannot work."""
     spec, where = store.spec, f"vault store {store.name!r}"
     server = spec.get("server")
@@ -408,7 +408,7 @@ def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> Vau
     namespace = spec.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise StoreError(f"{where}: namespace must be a non-empty string")
-    ca_pem = _ca_pem(where, spec, current)
+    ca_pem = _ca_pem(where, spec, snapshot)
     return VaultStore(
         store.name,
         server.rstrip("/"),
@@ -417,13 +417,11 @@ def parse_store(store: StoreConfig, current: Callable[[], Configuration]) -> Vau
         namespace,
         ca_pem,
         _headers(where, spec),
-        _transport_certificate(where, spec.get("tls"), current),
+        _transport_certificate(where, spec.get("tls"), snapshot),
     )
 
 
-def _transport_certificate(
-    where: str, tls: Any, current: Callable[[], Configuration]
-) -> tuple[bytes, bytes] | None:
+def _transport_certificate(where: str, tls: Any, snapshot: Configuration) -> tuple[bytes, bytes] | None:
     """``tls: {certSecretRef, keySecretRef}``: a client certificate for Vaults that require mTLS."""
     if tls is None:
         return None
@@ -431,7 +429,7 @@ def _transport_certificate(
         raise StoreError(f"{where}: tls needs certSecretRef and keySecretRef ({{name, namespace, key}})")
     return client_certificate(
         where,
-        SecretReader(where, current),
+        SecretReader(where, snapshot),
         (tls["certSecretRef"], "tls.certSecretRef"),
         (tls["keySecretRef"], "tls.keySecretRef"),
     )
@@ -479,7 +477,7 @@ def _headers(where: str, spec: Mapping[str, Any]) -> dict[str, str]:
     return dict(headers)
 
 
-def _ca_pem(where: str, spec: Mapping[str, Any], current: Callable[[], Configuration]) -> bytes | None:
+def _ca_pem(where: str, spec: Mapping[str, Any], snapshot: Configuration) -> bytes | None:
     pems = []
     if spec.get("caBundle") is not None:
         try:
@@ -488,7 +486,7 @@ def _ca_pem(where: str, spec: Mapping[str, Any], current: Callable[[], Configura
             raise StoreError(f"{where}: caBundle must be the base64 of PEM certificates") from None
     provider = spec.get("caProvider")
     if provider is not None:
-        pems.append(_ca_from_provider(where, provider, current()))
+        pems.append(_ca_from_provider(where, provider, snapshot))
     if any(b"-----BEGIN CERTIFICATE-----" not in pem for pem in pems):
         raise StoreError(f"{where}: the CA given by caBundle/caProvider holds no PEM certificate")
     return b"\n".join(pems) if pems else None
@@ -509,11 +507,11 @@ def _ca_from_provider(where: str, provider: Any, config: Configuration) -> bytes
     return value
 
 
-def validate(store: StoreConfig, current: Callable[[], Configuration], settings: Settings) -> None:
+def validate(store: StoreConfig, snapshot: Configuration, settings: Settings) -> None:
     """Raise ``StoreError`` when ``store`` cannot be served: everything ``build`` checks, without a
     client (what ``esi-federation check`` runs)."""
-    auth = parse_auth(store.name, store.spec, current, settings)
-    parsed = parse_store(store, current)
+    auth = parse_auth(store.name, store.spec, snapshot, settings)
+    parsed = parse_store(store, snapshot)
     client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else parsed.client_cert
     if client_cert is not None:
         client_tls_context(store.name, client_cert)
@@ -521,11 +519,11 @@ def validate(store: StoreConfig, current: Callable[[], Configuration], settings:
 
 def build(
     store: StoreConfig,
-    current: Callable[[], Configuration],
+    snapshot: Configuration,
     settings: Settings,
     *,
     clock: Callable[[], float] = time.monotonic,
 ) -> VaultProvider:
     """Provider factory (see ``stores.registry``); no request is sent before the first read."""
-    auth = parse_auth(store.name, store.spec, current, settings)
-    return VaultProvider(parse_store(store, current), auth, settings, clock)
+    auth = parse_auth(store.name, store.spec, snapshot, settings)
+    return VaultProvider(parse_store(store, snapshot), auth, settings, clock)

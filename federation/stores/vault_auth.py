@@ -1,8 +1,9 @@
 """How the vault provider obtains a Vault token: ESO's ``auth`` block of a ``vault`` store.
 
 Each method turns the spec into either a static token (``tokenSecretRef``) or a login request
-(``POST auth/<mount>/login[/<username>]``) whose credentials are read at login time, so a re-login after
-a rotation uses the current Secret (or the server's current projected ServiceAccount token). The ``cert``
+(``POST auth/<mount>/login[/<username>]``) whose credentials are read at login time from the
+configuration snapshot the provider is built from (a rotated Secret makes the store registry build a new
+provider) or from the server's current projected ServiceAccount token. The ``cert``
 method's client certificate and key are read when the provider is built (they go into its TLS
 connections; a change of the Secret rebuilds the provider). Nothing here does network I/O, and no
 message ever holds a credential.
@@ -62,9 +63,7 @@ class Login:
 Auth = StaticToken | Login
 
 
-def parse_auth(
-    store_name: str, spec: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
-) -> Auth:
+def parse_auth(store_name: str, spec: Mapping[str, Any], snapshot: Configuration, settings: Settings) -> Auth:
     """The auth method of a vault store's spec; ``StoreError`` explains a spec that cannot work.
 
     ``auth.namespace`` (ESO: the Vault namespace to log in to, when it differs from the store's)
@@ -77,12 +76,10 @@ def parse_auth(
     namespace = auth.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise StoreError(f"{where}: auth.namespace must be a non-empty string")
-    return replace(_method(where, auth, current, settings), namespace=namespace)
+    return replace(_method(where, auth, snapshot, settings), namespace=namespace)
 
 
-def _method(
-    where: str, auth: Mapping[str, Any], current: Callable[[], Configuration], settings: Settings
-) -> Auth:
+def _method(where: str, auth: Mapping[str, Any], snapshot: Configuration, settings: Settings) -> Auth:
     given = [name for name in auth if name != "namespace" and auth[name] is not None]
     if len(given) > 1:
         raise StoreError(
@@ -98,7 +95,7 @@ def _method(
     config = auth[method]
     if not isinstance(config, dict):
         raise StoreError(f"{where}: auth.{method} must be a mapping")
-    secrets = SecretReader(where, current)
+    secrets = SecretReader(where, snapshot)
     if method == "tokenSecretRef":
         return StaticToken(secrets.reader(config, f"auth.{method}"))
     if method == "appRole":
@@ -232,14 +229,14 @@ def _own_token(where: str, path: Path) -> str:
 
 
 class SecretReader:
-    """Reads referenced Secrets from the configuration in force at the time of the call."""
+    """Reads referenced Secrets from the configuration snapshot the provider is built from."""
 
-    def __init__(self, where: str, current: Callable[[], Configuration]) -> None:
+    def __init__(self, where: str, snapshot: Configuration) -> None:
         self._where = where
-        self._current = current
+        self._snapshot = snapshot
 
     def reader(self, node: Any, field: str) -> Callable[[], str]:
-        """A function that returns the current value of the selector ``node`` (checked now)."""
+        """A function that returns the value of the selector ``node`` (the selector is checked now)."""
         return functools.partial(self.text, self.ref(node, field))
 
     def ref(self, node: Any, field: str) -> SecretKeyRef:
@@ -257,7 +254,7 @@ class SecretReader:
 
     def text(self, ref: SecretKeyRef) -> str:
         """The referenced value as text, without surrounding whitespace."""
-        value = self._current().secret_value(ref)
+        value = self._snapshot.secret_value(ref)
         if value is None:
             raise StoreError(f"{self._where}: {ref.describe()} does not exist")
         try:

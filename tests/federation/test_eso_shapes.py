@@ -62,9 +62,9 @@ def _check(
 def _served_refusal(tmp_path: Path, store: str) -> str | None:
     """What a request to ``store`` is answered with when its provider is built (None: it is built)."""
     config = load_directory(tmp_path / "m")
-    registry = StoreRegistry(Settings(), lambda: config)
+    registry = StoreRegistry(Settings())
     try:
-        registry.provider(store)
+        registry.provider(config, store)
     except StoreError as exc:
         return exc.detail
     finally:
@@ -386,8 +386,8 @@ def test_a_kubernetes_store_of_cluster_main_is_served_from_its_secrets(
     code, problems, _ = _check(tmp_path, _kubernetes(provider), capsys)
     assert (code, problems) == (0, [])
     config = load_directory(tmp_path / "m")
-    registry = StoreRegistry(Settings(), lambda: config)
-    assert registry.provider("k8s-store").read("db-credentials") == {"password": "apps-db-password"}
+    registry = StoreRegistry(Settings())
+    assert registry.provider(config, "k8s-store").read("db-credentials") == {"password": "apps-db-password"}
 
 
 KUBERNETES_REFUSED = {
@@ -484,5 +484,5 @@ def test_the_fake_provider_answers_the_unversioned_entry_else_the_newest(
 ) -> None:
     assert _check(tmp_path, FAKE, capsys) == (0, [], [])
     config = load_directory(tmp_path / "m")
-    provider = StoreRegistry(Settings(), lambda: config).provider("fake")
+    provider = StoreRegistry(Settings()).provider(config, "fake")
     assert (provider.read("/foo/bar"), provider.read("/foo/baz")) == ("HELLO10", "unversioned")

@@ -113,15 +113,17 @@ class SlowProvider:
         """Nothing to release."""
 
 
+CONFIG = Configuration(stores={"slow": StoreConfig("slow", "fake", {})})
+
+
 class FixedRegistry(StoreRegistry):
     """A registry that hands out one given provider for the store ``slow``."""
 
     def __init__(self, provider: Any) -> None:
-        config = Configuration(stores={"slow": StoreConfig("slow", "fake", {})})
-        super().__init__(Settings(), lambda: config)
+        super().__init__(Settings())
         self._provider = provider
 
-    def provider(self, store_name: str) -> Any:
+    def provider(self, config: Configuration, store_name: str) -> Any:
         return self._provider
 
 
@@ -137,7 +139,7 @@ def _burst(reader: StoreReader, key: str, count: int) -> list[Any]:
     def one(_: int) -> Any:
         start.wait()
         try:
-            return reader.read("slow", key)
+            return reader.read(CONFIG, "slow", key)
         except Exception as exc:  # the test compares what every caller got
             return exc
 
@@ -156,7 +158,7 @@ def test_different_keys_are_not_merged() -> None:
     provider = SlowProvider(delay=0.05)
     reader = _reader(provider)
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda key: reader.read("slow", key), ["a", "b", "c", "d"]))
+        results = list(pool.map(lambda key: reader.read(CONFIG, "slow", key), ["a", "b", "c", "d"]))
     assert provider.reads == 4
     assert [r["password"] for r in results] == ["value-of-a", "value-of-b", "value-of-c", "value-of-d"]
 
@@ -168,7 +170,7 @@ def test_a_merged_failure_reaches_every_waiter_and_is_not_kept() -> None:
     assert provider.reads == 1
     assert all(isinstance(result, StoreUnavailable) for result in results)
     provider.fail_with = None
-    assert reader.read("slow", "db") == {"password": "value-of-db"}
+    assert reader.read(CONFIG, "slow", "db") == {"password": "value-of-db"}
     assert provider.reads == 2
 
 
@@ -177,7 +179,7 @@ def test_not_found_is_not_cached() -> None:
     reader = _reader(provider, ttl=60)
     for _ in range(2):
         with pytest.raises(SecretNotFound):
-            reader.read("slow", "missing")
+            reader.read(CONFIG, "slow", "missing")
     assert provider.reads == 2
 
 
@@ -185,7 +187,7 @@ def test_without_a_ttl_every_sequential_read_goes_to_the_store() -> None:
     provider = SlowProvider(delay=0)
     reader = _reader(provider)
     for _ in range(3):
-        reader.read("slow", "db")
+        reader.read(CONFIG, "slow", "db")
     assert provider.reads == 3
 
 
@@ -193,12 +195,12 @@ def test_the_cache_serves_until_the_ttl_passes() -> None:
     clock = FakeClock()
     provider = SlowProvider(delay=0)
     reader = _reader(provider, ttl=10, clock=clock)
-    reader.read("slow", "db")
+    reader.read(CONFIG, "slow", "db")
     clock.now += 9.9
-    reader.read("slow", "db")
+    reader.read(CONFIG, "slow", "db")
     assert provider.reads == 1
     clock.now += 0.2
-    reader.read("slow", "db")
+    reader.read(CONFIG, "slow", "db")
     assert provider.reads == 2
 
 
@@ -207,5 +209,5 @@ def test_a_provider_crash_becomes_a_store_error_without_its_message() -> None:
 
     provider = SlowProvider(delay=0, fail_with=RuntimeError("secret-looking detail pw-123"))
     with pytest.raises(StoreError) as caught:
-        _reader(provider).read("slow", "db")
+        _reader(provider).read(CONFIG, "slow", "db")
     assert "pw-123" not in caught.value.detail

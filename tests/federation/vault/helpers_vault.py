@@ -31,7 +31,7 @@ NAMESPACE = "external-secrets"
 
 @dataclass
 class ConfigSource:
-    """The ``current()`` a provider reads Secrets from; tests change ``secrets`` to rotate them."""
+    """Builds the configuration snapshot a provider is built from (``source()``)."""
 
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     stores: dict[str, StoreConfig] = field(default_factory=dict)
@@ -59,7 +59,7 @@ def vault_provider(
 ) -> vault.VaultProvider:
     """A provider for a ``vault`` store with ``spec`` (``path``, ...), built as the registry does."""
     store = StoreConfig("vault-test", "vault", {"server": server, "auth": dict(auth), **spec})
-    return vault.build(store, source or ConfigSource(), settings or Settings(), clock=clock)
+    return vault.build(store, (source or ConfigSource())(), settings or Settings(), clock=clock)
 
 
 class FakeClock:

@@ -350,7 +350,17 @@ def test_failed_login_is_not_retried_for_a_second(vault: Vault) -> None:
         with pytest.raises(StoreError, match="appRole"):
             provider.read("db-credentials")
     assert vault.logins("approle") == logins + 1
-    source.secrets["approle"]["secret-id"] = vault.secret_id
     clock.now += 1.5
-    _read(provider)
+    with pytest.raises(StoreError, match="appRole"):
+        provider.read("db-credentials")
     assert vault.logins("approle") == logins + 2
+
+
+def test_a_provider_logs_in_with_the_secret_of_the_snapshot_it_is_built_from(vault: Vault) -> None:
+    source = ConfigSource({"approle": {"secret-id": "wrong-secret-id-value"}})
+    stale = vault_provider(vault.bao.address, APP_ROLE, source, path="secret")
+    source.secrets["approle"]["secret-id"] = vault.secret_id
+    rotated = vault_provider(vault.bao.address, APP_ROLE, source, path="secret")
+    with pytest.raises(StoreError, match="appRole"):
+        stale.read("db-credentials")
+    _read(rotated)

@@ -18,6 +18,6 @@ EXAMPLE = Path(__file__).parents[3] / "examples" / "cluster-main" / "real-vault"
 def test_real_vault_example_builds_and_names_the_empty_token_secret() -> None:
     config = build_configuration(list(yaml.safe_load_all(EXAMPLE.read_text())), str(EXAMPLE))
     assert config.stores["vault-prod"].kind == "vault"
-    provider = StoreRegistry(Settings(), lambda: config).provider("vault-prod")
+    provider = StoreRegistry(Settings()).provider(config, "vault-prod")
     with pytest.raises(StoreError, match="Secret esi-system/vault-prod-token key 'token' is empty"):
         provider.read("db-credentials")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,7 +30,8 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         yield server
 
 
-def _reader(bao: OpenBao, metrics: Metrics, cache_ttl: float = 0.0) -> StoreReader:
+def _reader(bao: OpenBao, metrics: Metrics, cache_ttl: float = 0.0) -> Callable[[str], SecretData]:
+    """``read(key)`` of store ``vault-prod`` through a ``StoreReader``, under one configuration."""
     spec = {
         "server": bao.address,
         "path": "secret",
@@ -38,16 +40,17 @@ def _reader(bao: OpenBao, metrics: Metrics, cache_ttl: float = 0.0) -> StoreRead
     source = ConfigSource(
         {"vault-token": {"token": bao.root_token}}, {"vault-prod": StoreConfig("vault-prod", "vault", spec)}
     )
-    return StoreReader(StoreRegistry(Settings(), source), metrics, cache_ttl=cache_ttl)
+    reader = StoreReader(StoreRegistry(Settings()), metrics, cache_ttl=cache_ttl)
+    return functools.partial(reader.read, source(), "vault-prod")
 
 
-def _burst(reader: StoreReader, key: str) -> list[SecretData]:
+def _burst(read_key: Callable[[str], SecretData], key: str) -> list[SecretData]:
     start = threading.Barrier(BURST)
     results: list[SecretData] = []
 
     def read() -> None:
         start.wait()
-        results.append(reader.read("vault-prod", key))
+        results.append(read_key(key))
 
     threads = [threading.Thread(target=read) for _ in range(BURST)]
     for thread in threads:
@@ -66,9 +69,9 @@ def _store_reads(metrics: Metrics) -> float:
 
 def test_a_burst_of_identical_reads_reaches_vault_far_fewer_times(bao: OpenBao) -> None:
     metrics = Metrics()
-    reader = _reader(bao, metrics)
-    reader.read("vault-prod", "api-keys")  # the provider is built and its token looked up
-    results = _burst(reader, "db-credentials")
+    read_key = _reader(bao, metrics)
+    read_key("api-keys")  # the provider is built and its token looked up
+    results = _burst(read_key, "db-credentials")
     assert results == [DB] * BURST
     vault_reads = bao.audit_count("secret/data/db-credentials", "read")
     assert 1 <= vault_reads <= BURST // 5
@@ -76,8 +79,8 @@ def test_a_burst_of_identical_reads_reaches_vault_far_fewer_times(bao: OpenBao) 
 
 
 def test_cache_ttl_answers_a_second_burst_without_vault(bao: OpenBao) -> None:
-    reader = _reader(bao, Metrics(), cache_ttl=60)
-    reader.read("vault-prod", "cached")
+    read_key = _reader(bao, Metrics(), cache_ttl=60)
+    read_key("cached")
     before = bao.audit_count("secret/data/cached", "read")
-    assert _burst(reader, "cached") == [DB] * BURST
+    assert _burst(read_key, "cached") == [DB] * BURST
     assert bao.audit_count("secret/data/cached", "read") == before == 1
