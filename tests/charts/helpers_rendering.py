@@ -19,6 +19,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import yaml
+from helm_python import _native as helm_native
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_CHART = REPO_ROOT / "charts" / "esi-webhook"
@@ -33,6 +34,7 @@ FOREIGN_KINDS = {
     ("cert-manager.io/v1", "Issuer"),
     ("cert-manager.io/v1", "Certificate"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 
 # An option line of argparse's help: "  --bind HOST:PORT  help", "  -h, --help  help", "  --kubernetes  help".
@@ -62,29 +64,50 @@ def loaded(chart_dir: Path) -> Iterator[helm_python.Chart]:
 
 
 def render_files(
-    chart_dir: Path, values: Mapping[str, Any] | None = None, release: str = "esi"
+    chart_dir: Path,
+    values: Mapping[str, Any] | None = None,
+    release: str = "esi",
+    kube_version: str | None = None,
 ) -> dict[str, str]:
-    """Template path -> rendered text, as ``helm template`` (an install) would produce it."""
-    return dict(_rendered(chart_dir, json.dumps(values or {}, sort_keys=True), release))
+    """Template path -> rendered text, as ``helm template [--kube-version]`` (an install) would produce it.
+
+    Without ``kube_version``, ``.Capabilities.KubeVersion`` is Helm's default (its client-go's version).
+    """
+    return dict(_rendered(chart_dir, json.dumps(values or {}, sort_keys=True), release, kube_version))
 
 
 @functools.cache
-def _rendered(chart_dir: Path, values_json: str, release: str) -> tuple[tuple[str, str], ...]:
+def _rendered(
+    chart_dir: Path, values_json: str, release: str, kube_version: str | None
+) -> tuple[tuple[str, str], ...]:
     # Each render generates RSA keys for the TLS Secret (about a second on a busy machine), and many
     # tests look at the same values: render each combination once per test process.
+    options: dict[str, Any] = {
+        "name": release,
+        "namespace": RELEASE_NAMESPACE,
+        "is_install": True,
+        "revision": 1,
+    }
     with loaded(chart_dir) as chart:
-        files = chart.render(
-            json.loads(values_json), name=release, namespace=RELEASE_NAMESPACE, is_install=True, revision=1
-        )
+        if kube_version is None:
+            files = chart.render(json.loads(values_json), **options)
+        else:
+            # Chart.render has no kube_version parameter; the native call it wraps takes the option.
+            options["kube_version"] = kube_version
+            rendered = helm_native.call_string("helm_render", chart._raw(), values_json, json.dumps(options))
+            files = json.loads(rendered)
     return tuple(sorted(files.items()))
 
 
 def render(
-    chart_dir: Path, values: Mapping[str, Any] | None = None, release: str = "esi"
+    chart_dir: Path,
+    values: Mapping[str, Any] | None = None,
+    release: str = "esi",
+    kube_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every Kubernetes object the chart renders (NOTES.txt left out)."""
     objects: list[dict[str, Any]] = []
-    for path, text in sorted(render_files(chart_dir, values, release).items()):
+    for path, text in sorted(render_files(chart_dir, values, release, kube_version).items()):
         if path.endswith("NOTES.txt"):
             continue
         objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
@@ -169,10 +192,18 @@ def webhook_variants(ca_pem: str) -> dict[str, dict[str, Any]]:
                 "excludedNamespaces": ["istio-system"],
                 "namespaceOptIn": {"enabled": True},
             },
-            "metrics": {"serviceMonitor": {"enabled": True}},
+            "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
             "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {}}]},
             "priorityClassName": "system-cluster-critical",
             "imagePullSecrets": [{"name": "registry"}],
+        },
+        "match-conditions": {"webhook": {"podSelection": "matchConditions"}},
+        "object-selector": {"webhook": {"podSelection": "objectSelector"}},
+        "all-pods": {"webhook": {"podSelection": "all"}},
+        "host-network": {
+            "hostNetwork": True,
+            "containerPort": 9443,
+            "webhook": {"annotations": {"argocd.argoproj.io/sync-wave": "1"}, "labels": {"team": "platform"}},
         },
     }
     return {name: merge(WEBHOOK_REQUIRED_VALUES, values) for name, values in variants.items()}
@@ -194,7 +225,20 @@ SERVER_VARIANTS: dict[str, dict[str, Any]] = {
             "tls": [{"secretName": "public-tls", "hosts": ["esi-federation.cluster-main.example.com"]}],
         },
         "autoscaling": {"enabled": True},
-        "metrics": {"serviceMonitor": {"enabled": True}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "dashboard": {
+                "enabled": True,
+                "namespace": "monitoring",
+                "annotations": {"grafana_folder": "ESI"},
+            },
+            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        },
         "service": {"annotations": {"example.com/owner": "platform"}},
+        "networkPolicy": {
+            "enabled": True,
+            "ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}],
+            "egress": [{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}],
+        },
     },
 }

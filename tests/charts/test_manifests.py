@@ -129,7 +129,7 @@ def test_probes_use_healthz_and_readyz_over_https_on_8443(
     (spec,) = pod_specs(render(chart, values))
     (container,) = spec["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"https": 8443}, case
+    assert ports == {"https": values.get("containerPort", 8443)}, case
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
 

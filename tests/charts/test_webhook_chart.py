@@ -337,3 +337,86 @@ def test_notes_name_the_next_step() -> None:
     assert "rollout status deployment/" in text
     assert "esi.external-secrets.io/inject" in text
     assert "client-cluster-alpha" in text
+
+
+INJECT_CONDITION = (
+    "has(object.metadata.annotations) && 'esi.external-secrets.io/inject' in object.metadata.annotations"
+    " && object.metadata.annotations['esi.external-secrets.io/inject'] == 'true'"
+)
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "selects_by_condition"), [("v1.29.8", False), ("v1.30.0", True), ("v1.33.1", True)]
+)
+def test_auto_selection_uses_match_conditions_from_kubernetes_1_30(
+    kube_version: str, selects_by_condition: bool
+) -> None:
+    webhook = mutating_webhook(render(WEBHOOK_CHART, WEBHOOK_REQUIRED_VALUES, kube_version=kube_version))
+    assert "objectSelector" not in webhook
+    assert webhook["failurePolicy"] == "Fail"
+    if selects_by_condition:
+        assert webhook["matchConditions"] == [{"name": "asks-for-injection", "expression": INJECT_CONDITION}]
+    else:
+        assert "matchConditions" not in webhook
+
+
+def test_match_conditions_can_be_chosen_on_older_versions_that_enable_the_beta() -> None:
+    values = merge(WEBHOOK_REQUIRED_VALUES, {"webhook": {"podSelection": "matchConditions"}})
+    webhook = mutating_webhook(render(WEBHOOK_CHART, values, kube_version="v1.28.0"))
+    assert webhook["matchConditions"][0]["expression"] == INJECT_CONDITION
+
+
+@pytest.mark.parametrize("kube_version", ["v1.25.0", "v1.33.1"])
+def test_object_selector_mode_sends_only_labelled_pods_on_any_version(kube_version: str) -> None:
+    values = merge(
+        WEBHOOK_REQUIRED_VALUES,
+        {"webhook": {"podSelection": "objectSelector", "objectSelector": {"labelValue": "yes"}}},
+    )
+    webhook = mutating_webhook(render(WEBHOOK_CHART, values, kube_version=kube_version))
+    assert webhook["objectSelector"] == {"matchLabels": {"esi.external-secrets.io/inject": "yes"}}
+    assert "matchConditions" not in webhook
+    assert webhook["failurePolicy"] == "Fail"
+
+
+def test_all_mode_sends_every_pod_as_before() -> None:
+    webhook = mutating_webhook(render_webhook({"webhook": {"podSelection": "all"}}))
+    assert "matchConditions" not in webhook
+    assert "objectSelector" not in webhook
+    assert webhook["namespaceSelector"]["matchExpressions"][0]["operator"] == "NotIn"
+
+
+def test_host_network_mode_listens_on_the_chosen_port_of_the_node() -> None:
+    objects = render_webhook({"hostNetwork": True, "containerPort": 9443})
+    spec = one(objects, "Deployment")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert spec["hostNetwork"] is True
+    assert container["ports"] == [{"name": "https", "containerPort": 9443, "protocol": "TCP"}]
+    assert flag_value(container["args"], "--bind") == "0.0.0.0:9443"
+    assert one(objects, "Service")["spec"]["ports"][0]["targetPort"] == "https"
+
+
+def test_pod_network_is_the_default() -> None:
+    spec = one(render_webhook(), "Deployment")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in spec
+    assert flag_value(container_args(render_webhook()), "--bind") == "0.0.0.0:8443"
+
+
+def test_the_webhook_configuration_takes_extra_annotations_and_labels() -> None:
+    values = {
+        "webhook": {"annotations": {"argocd.argoproj.io/sync-wave": "1"}, "labels": {"team": "platform"}},
+        "tls": {"certManager": {"enabled": True}},
+    }
+    metadata = one(render_webhook(values), "MutatingWebhookConfiguration")["metadata"]
+    assert metadata["annotations"]["argocd.argoproj.io/sync-wave"] == "1"
+    assert metadata["annotations"]["cert-manager.io/inject-ca-from"] == "esi-system/esi-esi-webhook-serving"
+    assert metadata["labels"]["team"] == "platform"
+    assert metadata["labels"]["app.kubernetes.io/name"] == "esi-webhook"
+
+
+def test_notes_say_which_pods_reach_the_webhook() -> None:
+    assert "(objectSelector)" in notes(
+        WEBHOOK_CHART, merge(WEBHOOK_REQUIRED_VALUES, {"webhook": {"podSelection": "objectSelector"}})
+    )
+    text = notes(WEBHOOK_CHART, merge(WEBHOOK_REQUIRED_VALUES, {"webhook": {"podSelection": "all"}}))
+    assert "while the webhook is down, no pod can be created" in text
+    assert "esi-federation register --kubeconfig" in text

@@ -123,6 +123,25 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- concat (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace) .Values.webhook.excludedNamespaces | uniq | toJson }}
 {{- end }}
 
+{{/*
+Which pods the API server sends to the webhook: matchConditions, objectSelector or all.
+"auto" picks matchConditions where they are GA (Kubernetes 1.30), else all: pods that only carry the
+annotation are injected either way.
+*/}}
+{{- define "esi-webhook.podSelection" -}}
+{{- $mode := .Values.webhook.podSelection }}
+{{- if eq $mode "auto" }}
+{{- if semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}matchConditions{{ else }}all{{ end }}
+{{- else }}
+{{- $mode }}
+{{- end }}
+{{- end }}
+
+{{/* CEL, true for a pod whose inject annotation is "true" (the webhook's own test, webhook/annotations.py). */}}
+{{- define "esi-webhook.injectCondition" -}}
+has(object.metadata.annotations) && 'esi.external-secrets.io/inject' in object.metadata.annotations && object.metadata.annotations['esi.external-secrets.io/inject'] == 'true'
+{{- end }}
+
 {{- define "esi-webhook.serverCAPath" -}}
 /etc/esi-webhook/server-ca/ca.crt
 {{- end }}
@@ -146,7 +165,7 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{/* The webhook server's command line (flags of `esi-webhook serve`, DESIGN §13). */}}
 {{- define "esi-webhook.args" -}}
 {{- $v := .Values }}
-{{- $args := list "serve" "--bind" "0.0.0.0:8443" "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}
+{{- $args := list "serve" "--bind" (printf "0.0.0.0:%d" (int $v.containerPort)) "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}
 {{- $args = concat $args (list "--workers" (toString (int $v.server.workers)) "--threads" (toString (int $v.server.threads))) }}
 {{- $args = concat $args (list "--server-url" $v.federation.serverURL) }}
 {{- if $v.federation.allowedServerURLs }}
