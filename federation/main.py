@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from federation import register_command
 from federation.errors import ConfigurationError
 from federation.settings import Settings, parse_duration
 
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--manifests", type=Path, required=True, metavar="DIR", help="directory of *.yaml/*.yml"
     )
+    register_command.add_subcommand(commands)
     return parser
 
 
@@ -157,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return run_check(args.manifests)
+    if args.command == "register":
+        return register_command.run(args)
     return run_serve(settings_from_args(args))
 
 
