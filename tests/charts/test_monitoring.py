@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hack.admission import pod_create_review
-from tests.charts.rendering import (
+from tests.charts.helpers_rendering import (
     SERVER_CHART,
     WEBHOOK_CHART,
     WEBHOOK_REQUIRED_VALUES,
@@ -19,8 +19,8 @@ from tests.charts.rendering import (
     one,
     render,
 )
-from tests.federation.support import get, post_secrets
-from tests.stack import FederationStack
+from tests.federation.helpers_requests import get, post_secrets
+from tests.helpers_stack import FederationStack
 from webhook.app import create_app as create_webhook_app
 from webhook.settings import Settings as WebhookSettings
 

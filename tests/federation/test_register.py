@@ -12,8 +12,8 @@ import yaml
 from federation.main import main
 from hack.certs import create_ca
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
-from tests.federation.support import post_secrets, register
-from tests.stack import CLUSTER, STORE, SUBJECT, FederationStack
+from tests.federation.helpers_requests import post_secrets, register
+from tests.helpers_stack import CLUSTER, STORE, SUBJECT, FederationStack
 
 KUBECONFIG_TOKEN = "kubeconfig-user-token-" + "x" * 16
 
