@@ -1,9 +1,9 @@
 """Kubernetes mode: the configuration is listed and watched from cluster-main's API server.
 
-Four types are watched, each by its own ``ResourceWatcher`` thread (``kube_watch``):
+Five types are watched, each by its own ``ResourceWatcher`` thread (``kube_watch``):
 ``KubernetesFederation``, ``Authorization``, ``ClusterSecretStore`` (``external-secrets.io/v1``, else
-``v1beta1``) and ``v1 Secret``. Every change that matters (anything but ``status`` and bookkeeping
-metadata) rebuilds the WHOLE configuration from everything held, through the same
+``v1beta1``), ``v1 Secret`` and ``v1 ConfigMap``. Every change that matters (anything but ``status``
+and bookkeeping metadata) rebuilds the WHOLE configuration from everything held, through the same
 ``build_configuration`` as local mode, and swaps it into the ``ConfigHolder``: a batch that does not
 parse is rejected and the last good configuration stays. Nothing is loaded, and ``/readyz`` stays 503,
 until every type has been listed once.
@@ -12,7 +12,8 @@ Secrets: all Secrets are watched cluster-wide (one watch, whatever the number of
 those the configuration references are kept: ``tokenSecretRef``/``tokenReview`` of federations, the
 Secret selectors of store providers, and every Secret of a ``kubernetes`` provider's ``remoteNamespace``.
 When a change references a Secret that was filtered out so far, it is read at once (GET by name, or a
-list of that namespace) before the rebuild.
+list of that namespace) before the rebuild. ConfigMaps are watched the same way; only those a store
+references (``caProvider`` of ``type: ConfigMap``) are kept.
 
 Each gunicorn worker runs its own source, so every worker sees a change within about a second of the
 API server. One of them, across every replica, also writes status (``federation.status``).
@@ -47,7 +48,9 @@ FEDERATIONS = WatchedType("KubernetesFederation", (FEDERATION_API,), "kubernetes
 AUTHORIZATIONS = WatchedType("Authorization", (AUTHORIZATION_API,), "authorizations")
 STORES = WatchedType("ClusterSecretStore", STORE_APIS, "clustersecretstores")
 SECRETS = WatchedType("Secret", ("v1",), "secrets")
-WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS)
+CONFIG_MAPS = WatchedType("ConfigMap", ("v1",), "configmaps")
+WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS, CONFIG_MAPS)
+_REFERENCED = {SECRETS.kind: SECRETS, CONFIG_MAPS.kind: CONFIG_MAPS}
 # A burst of events (a kubectl apply of several files) is coalesced into one rebuild.
 COALESCE_SECONDS = 0.05
 STOP_JOIN_SECONDS = 2.0
@@ -59,13 +62,17 @@ ObjectKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class SecretSelection:
-    """The Secrets the configuration references: by (namespace, name), and whole namespaces."""
+    """The Secrets the configuration references: by (namespace, name), and whole namespaces; and the
+    ConfigMaps, by (namespace, name)."""
 
     names: frozenset[ObjectKey] = frozenset()
     namespaces: frozenset[str] = frozenset()
+    config_maps: frozenset[ObjectKey] = frozenset()
 
-    def wants(self, namespace: str, name: str) -> bool:
-        """Whether the Secret ``namespace/name`` is referenced."""
+    def wants(self, namespace: str, name: str, kind: str = SECRETS.kind) -> bool:
+        """Whether the Secret (or ConfigMap) ``namespace/name`` is referenced."""
+        if kind == CONFIG_MAPS.kind:
+            return (namespace, name) in self.config_maps
         return namespace in self.namespaces or (namespace, name) in self.names
 
 
@@ -74,6 +81,7 @@ def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelect
     resources, so that it works for a batch that does not parse, too)."""
     names: set[ObjectKey] = set()
     namespaces: set[str] = set()
+    config_maps: set[ObjectKey] = set()
     for resource in resources:
         spec = resource.get("spec")
         if not isinstance(spec, dict):
@@ -90,12 +98,14 @@ def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelect
             for kind, provider in spec["provider"].items():
                 if not isinstance(provider, dict):
                     continue
-                names.update(
-                    (ref.namespace, ref.name) for ref in referenced_secrets(provider) if ref.namespace
-                )
+                for ref in referenced_secrets(provider):
+                    if ref.namespace:
+                        (config_maps if ref.kind == CONFIG_MAPS.kind else names).add(
+                            (ref.namespace, ref.name)
+                        )
                 if kind == "kubernetes":
                     namespaces.add(str(provider.get("remoteNamespace") or "default"))
-    return SecretSelection(frozenset(names), frozenset(namespaces))
+    return SecretSelection(frozenset(names), frozenset(namespaces), frozenset(config_maps))
 
 
 def _key(obj: Mapping[str, Any]) -> ObjectKey:
@@ -154,7 +164,7 @@ class ObjectCache:
             self.on_change()
 
     def put(self, kind: str, objects: Iterable[dict[str, Any]]) -> None:
-        """Add objects read outside the watch (newly referenced Secrets)."""
+        """Add objects read outside the watch (newly referenced Secrets and ConfigMaps)."""
         with self._lock:
             held = self._objects.setdefault(kind, {})
             for obj in objects:
@@ -163,12 +173,13 @@ class ObjectCache:
                     held[_key(stamped)] = stamped
 
     def select_secrets(self, selection: SecretSelection) -> None:
-        """Keep only the Secrets ``selection`` references, from now on."""
+        """Keep only the Secrets and ConfigMaps ``selection`` references, from now on."""
         with self._lock:
             self.selection = selection
-            held = self._objects.get(SECRETS.kind, {})
-            for key in [k for k in held if not selection.wants(*k)]:
-                del held[key]
+            for kind in _REFERENCED:
+                held = self._objects.get(kind, {})
+                for key in [k for k in held if not selection.wants(*k, kind)]:
+                    del held[key]
 
     def of_kind(self, kind: str) -> dict[ObjectKey, dict[str, Any]]:
         """A copy of the index of ``kind``."""
@@ -181,7 +192,7 @@ class ObjectCache:
             return [obj for watched in WATCHED for obj in self._objects.get(watched.kind, {}).values()]
 
     def _keeps(self, kind: str, obj: Mapping[str, Any]) -> bool:
-        return kind != SECRETS.kind or self.selection.wants(*_key(obj))
+        return kind not in _REFERENCED or self.selection.wants(*_key(obj), kind)
 
 
 class KubernetesSource:
@@ -262,7 +273,7 @@ class KubernetesSource:
 
     def rebuild(self) -> None:
         """Build the configuration from everything held; put it in force, or reject it."""
-        resources = [r for r in self.cache.resources() if r.get("kind") != SECRETS.kind]
+        resources = [r for r in self.cache.resources() if r.get("kind") not in _REFERENCED]
         self._follow_secret_references(referenced_selection(resources))
         resources = self.cache.resources()
         try:
@@ -283,6 +294,7 @@ class KubernetesSource:
         self._unread_secrets = False
         fetched_names = set(self._fetched.names & selection.names)
         fetched_namespaces = set(self._fetched.namespaces & selection.namespaces)
+        fetched_config_maps = set(self._fetched.config_maps & selection.config_maps)
         for namespace in selection.namespaces - fetched_namespaces:
             try:
                 answer = self._api.get(f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets")
@@ -294,22 +306,29 @@ class KubernetesSource:
                 continue
             self.cache.put(SECRETS.kind, [i for i in answer.get("items") or [] if isinstance(i, dict)])
             fetched_namespaces.add(namespace)
-        for namespace, name in selection.names - fetched_names:
+        fetched_names |= self._read_by_name(SECRETS, selection.names - fetched_names)
+        fetched_config_maps |= self._read_by_name(CONFIG_MAPS, selection.config_maps - fetched_config_maps)
+        self._fetched = SecretSelection(
+            frozenset(fetched_names), frozenset(fetched_namespaces), frozenset(fetched_config_maps)
+        )
+
+    def _read_by_name(self, watched: WatchedType, wanted: Iterable[ObjectKey]) -> set[ObjectKey]:
+        """GET each of ``wanted``; the ones read (or absent) are returned, the others retried later."""
+        assert self._api is not None
+        read: set[ObjectKey] = set()
+        for namespace, name in wanted:
+            path = f"/api/v1/namespaces/{quote(namespace, safe='')}/{watched.plural}/{quote(name, safe='')}"
             try:
-                found = [
-                    self._api.get(
-                        f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}"
-                    )
-                ]
+                found = [self._api.get(path)]
             except KubeApiError as exc:
-                if exc.status != NOT_FOUND:  # an absent Secret is a problem that status reports
+                if exc.status != NOT_FOUND:  # an absent object is a problem that status reports
                     log.warning(
-                        "cannot read a referenced Secret",
-                        extra={"secret": f"{namespace}/{name}", "reason": str(exc)},
+                        "cannot read a referenced object",
+                        extra={"kind": watched.kind, "object": f"{namespace}/{name}", "reason": str(exc)},
                     )
                     self._unread_secrets = True
                     continue
                 found = []
-            self.cache.put(SECRETS.kind, found)
-            fetched_names.add((namespace, name))
-        self._fetched = SecretSelection(frozenset(fetched_names), frozenset(fetched_namespaces))
+            self.cache.put(watched.kind, found)
+            read.add((namespace, name))
+        return read

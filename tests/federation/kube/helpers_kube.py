@@ -60,6 +60,7 @@ _RESOURCES = (
     "identity.federation.external-secrets.io/v1alpha1/kubernetesfederations",
     "federation.external-secrets.io/v1alpha1/authorizations",
     "v1/secrets",
+    "v1/configmaps",
     "coordination.k8s.io/v1/leases",
 )
 
@@ -296,6 +297,16 @@ def secret(namespace: str, name: str, data: Mapping[str, str]) -> dict[str, Any]
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace},
         "stringData": dict(data),
+    }
+
+
+def config_map(namespace: str, name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    """A ``v1 ConfigMap``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": dict(data),
     }
 
 

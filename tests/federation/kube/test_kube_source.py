@@ -18,6 +18,7 @@ from tests.federation.kube.helpers_kube import (
     STORES_V1BETA1,
     EmulatedCluster,
     KubeStack,
+    config_map,
     kube_stack,
     secret,
     wait_until,
@@ -186,3 +187,22 @@ def test_only_referenced_secrets_are_kept_and_a_new_reference_is_read_at_once(st
     held = stack.app.extensions["esi.service"].holder.current.secrets
     assert ("shared", "db") in held
     assert ("team-a", "unrelated") not in held
+
+
+def test_a_configmap_ca_of_a_store_is_watched_as_a_configmap(stack: KubeStack) -> None:
+    ca = {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+    stack.cluster.create("/api/v1/namespaces/shared/configmaps", config_map("shared", "unrelated", ca))
+    store = fake_store("cluster-secrets", {})
+    ca_provider = {"type": "ConfigMap", "name": "kube-root-ca.crt", "key": "ca.crt", "namespace": "shared"}
+    store["spec"]["provider"] = {
+        "kubernetes": {"remoteNamespace": "shared", "server": {"caProvider": ca_provider}}
+    }
+    stack.cluster.create(STORES_V1, store)
+    holder = stack.app.extensions["esi.service"].holder
+    wait_until(lambda: "cluster-secrets" in holder.current.stores)
+    assert holder.current.config_maps == {}  # referenced but absent: read once, found missing
+    stack.cluster.create("/api/v1/namespaces/shared/configmaps", config_map("shared", "kube-root-ca.crt", ca))
+    wait_until(lambda: ("shared", "kube-root-ca.crt") in holder.current.config_maps)
+    assert holder.current.config_maps[("shared", "kube-root-ca.crt")].data["ca.crt"] == ca["ca.crt"].encode()
+    assert ("shared", "unrelated") not in holder.current.config_maps
+    assert ("shared", "kube-root-ca.crt") not in holder.current.secrets
