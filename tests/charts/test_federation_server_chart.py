@@ -111,7 +111,7 @@ def test_the_command_line_is_accepted_by_esi_federation_serve(values: dict[str, 
     assert unaccepted_args(args, cli_flags("esi-federation", "serve")) == []
 
 
-def test_the_cluster_role_reads_crs_stores_and_secrets_and_writes_only_their_status() -> None:
+def test_the_cluster_role_reads_crs_stores_secrets_and_configmaps_and_writes_only_their_status() -> None:
     granted = rules_by_resource(one(render(SERVER_CHART), "ClusterRole"))
     read = {"get", "list", "watch"}
     assert granted == {
@@ -121,6 +121,7 @@ def test_the_cluster_role_reads_crs_stores_and_secrets_and_writes_only_their_sta
         "federation.external-secrets.io/authorizations/status": {"get", "update", "patch"},
         "external-secrets.io/clustersecretstores": read,
         "/secrets": read,
+        "/configmaps": read,
     }
 
 
