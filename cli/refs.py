@@ -1,10 +1,14 @@
-"""Secret references: ``[store:]key[.property]``, or ``[store:]key#property``.
+"""Secret references: ``[store:]key[.property]``, or ``[store:]key#property``; and generator references,
+``generator:<namespace>/<Kind>/<name>[.property]`` (``#property`` when the name holds a dot).
 
 This module is shared with the webhook, which validates annotations with it, so that the webhook and
 esi-cli can never disagree on what a reference means. It imports nothing but the standard library.
+``generator:`` is reserved: a ClusterSecretStore named ``generator`` cannot be named in a reference.
 """
 
 from __future__ import annotations
+
+GENERATOR_PREFIX = "generator:"
 
 
 class ReferenceError(ValueError):
@@ -12,22 +16,37 @@ class ReferenceError(ValueError):
 
 
 class SecretRef:
-    """One secret to fetch: a key of a store, optionally one property of it. Immutable and hashable.
+    """One secret to fetch: a key of a store, optionally one property of it; or, with ``generator``
+    ``(namespace, kind, name)``, a value generated for this caller (``key`` is then
+    ``namespace/Kind/name`` and ``store`` None). Immutable and hashable.
 
     A hand-written value class rather than a frozen dataclass: ``dataclasses`` imports ``inspect``,
     which costs esi-cli more start-up time than its whole request.
     """
 
-    __slots__ = ("key", "property", "store")
+    __slots__ = ("generator", "key", "property", "store")
 
     store: str | None
     key: str
     property: str | None
+    generator: tuple[str, str, str] | None
 
-    def __init__(self, store: str | None, key: str, property: str | None = None) -> None:
+    def __init__(
+        self,
+        store: str | None,
+        key: str,
+        property: str | None = None,
+        generator: tuple[str, str, str] | None = None,
+    ) -> None:
         object.__setattr__(self, "store", store)
         object.__setattr__(self, "key", key)
         object.__setattr__(self, "property", property)
+        object.__setattr__(self, "generator", generator)
+
+    @classmethod
+    def of_generator(cls, namespace: str, kind: str, name: str, property: str | None = None) -> SecretRef:
+        """A reference to what generator ``namespace/kind/name`` makes."""
+        return cls(None, f"{namespace}/{kind}/{name}", property, (namespace, kind, name))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SecretRef is immutable: cannot set {name!r}")
@@ -38,13 +57,18 @@ class SecretRef:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretRef):
             return NotImplemented
-        return (self.store, self.key, self.property) == (other.store, other.key, other.property)
+        return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash((self.store, self.key, self.property))
+        return hash(self._fields())
 
     def __repr__(self) -> str:
+        if self.generator is not None:
+            return f"SecretRef(generator={self.generator!r}, property={self.property!r})"
         return f"SecretRef(store={self.store!r}, key={self.key!r}, property={self.property!r})"
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.store, self.key, self.property, self.generator)
 
     def render(self) -> str:
         """Return the canonical text form, which parses back to an equal reference.
@@ -54,6 +78,8 @@ class SecretRef:
         returns renders back to itself; a key containing ``#`` cannot be written at all.
         """
         prefix = f"{self.store}:" if self.store else ""
+        if self.generator is not None:
+            prefix = GENERATOR_PREFIX
         if self.property is None:
             return f"{prefix}{self.key}"
         plain = "." not in self.key and "." not in self.property and "#" not in self.property
@@ -61,8 +87,8 @@ class SecretRef:
         return f"{prefix}{self.key}{separator}{self.property}"
 
     def with_default_store(self, store: str | None) -> SecretRef:
-        """Return this reference with ``store`` filled in when it names none."""
-        if self.store or not store:
+        """Return this reference with ``store`` filled in when it names none (a generator never has one)."""
+        if self.store or not store or self.generator is not None:
             return self
         return SecretRef(store, self.key, self.property)
 
@@ -76,6 +102,8 @@ def parse_ref(text: str, default_store: str | None = None) -> SecretRef:
     raw = text.strip()
     if not raw:
         raise ReferenceError("empty reference")
+    if raw.startswith(GENERATOR_PREFIX):
+        return _parse_generator_ref(raw)
     store: str | None = None
     rest = raw
     if ":" in raw:
@@ -100,3 +128,19 @@ def _split_property(raw: str, rest: str) -> tuple[str, str | None]:
             raise ReferenceError(f"reference {raw!r}: empty property after '.'")
         return key, prop
     return rest, None
+
+
+def _parse_generator_ref(raw: str) -> SecretRef:
+    """``generator:<namespace>/<Kind>/<name>[.property]``; ``#property`` when the name holds a dot."""
+    key, prop = _split_property(raw, raw[len(GENERATOR_PREFIX) :])
+    parts = key.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ReferenceError(
+            f"reference {raw!r}: a generator reference is generator:<namespace>/<Kind>/<name>[.property]"
+        )
+    namespace, kind, name = parts
+    if not kind[:1].isupper():
+        raise ReferenceError(
+            f"reference {raw!r}: the generator kind {kind!r} is written as ESO writes it (Password)"
+        )
+    return SecretRef.of_generator(namespace, kind, name, prop)

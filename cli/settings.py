@@ -231,7 +231,7 @@ def _ref(text: str, store: str | None, where: str) -> SecretRef:
         ref = parse_ref(text, store)
     except ReferenceError as exc:
         raise UsageError(f"{where}: {exc}") from None
-    if ref.store is None:
+    if ref.store is None and ref.generator is None:
         raise UsageError(f"{where}: reference {text!r} names no store and no --store / ESI_STORE is set")
     return ref
 

@@ -174,7 +174,7 @@ def _check_ref(key: str, text: str, store: str | None) -> SecretRef:
         ref = parse_ref(text)
     except ReferenceError as exc:
         raise PodRejected(f"annotation {key}: {exc}") from exc
-    if ref.store is None and store is None:
+    if ref.store is None and ref.generator is None and store is None:
         raise PodRejected(
             f"annotation {key}: reference {text.strip()!r} names no store and {STORE} is not set"
         )
