@@ -1,12 +1,12 @@
 """Per-federation key sets: fetched over pinned HTTPS, cached, refreshed with care.
 
-Rules (DESIGN §6): keys are refreshed every ``jwks_refresh_interval``; an unknown ``kid`` triggers at
-most one refresh per ``jwks_unknown_kid_interval``; concurrent refreshes are merged (one fetch, the
-others wait for it); a failed refresh keeps the last good keys for up to ``jwks_max_stale``. Fetches use
-HTTPS only, the federation's own ``caBundle`` as the only trust anchor (the system store when absent),
-no redirects, a 2 s connect and 5 s total timeout and a 256 KiB cap. No URL is ever built from a token
-or a request: only from the KubernetesFederation. Keys of different federations are never pooled, and a
-key published by two federations is refused in both.
+Rules (README, security model): keys are refreshed every ``jwks_refresh_interval``; an unknown ``kid``
+triggers at most one refresh per ``jwks_unknown_kid_interval``; concurrent refreshes are merged (one
+fetch, the others wait for it); a failed refresh keeps the last good keys for up to ``jwks_max_stale``.
+Fetches use HTTPS only, the federation's own ``caBundle`` as the only trust anchor (the system store
+when absent), no redirects, a 2 s connect and 5 s total timeout and a 256 KiB cap. No URL is ever built
+from a token or a request: only from the KubernetesFederation. Keys of different federations are never
+pooled, and a key published by two federations is refused in both.
 """
 
 from __future__ import annotations
@@ -290,10 +290,11 @@ class JwksRegistry:
     def key(self, config: Configuration, federation: Federation, kid: str) -> VerificationKey | None:
         """The verification key ``kid`` of ``federation``, or None; a key shared with another federation of
         ``config`` is refused in both (see docs/architecture.md, "Tokens")."""
+        self._start_first_fetches(config)
         key = self.for_federation(federation, config).key(kid)
         if key is None:
             return None
-        self._load_all_once(config)
+        self._await_same_issuer(config, federation)
         owners = self._owners.get(key.thumbprint, frozenset())
         if len(owners) > 1:
             log.error(
@@ -303,18 +304,36 @@ class JwksRegistry:
             return None
         return key
 
-    def _load_all_once(self, config: Configuration) -> None:
+    def _start_first_fetches(self, config: Configuration) -> None:
         # A duplicate can only be seen once every federation's keys are known, not just the candidates'.
-        # Caches change only with the configuration, so one pass per configuration object is enough.
-        if self._loaded_for is config:
-            return
+        # Those first fetches run in a background thread, once per configuration object: a request
+        # fetches its own federation's keys itself, so a slow or hostile client cluster never delays
+        # requests for another one.
         with self._lock:
+            if self._loaded_for is config:
+                return
+            self._loaded_for = config
             for gone in set(self._caches) - set(config.federations):
                 del self._caches[gone]
-        for other in config.federations.values():
-            self.for_federation(other, config).load_once()
+        loader = threading.Thread(
+            target=self._load_all, args=(config,), name="jwks-first-fetches", daemon=True
+        )
+        loader.start()
+
+    def _load_all(self, config: Configuration) -> None:
+        for federation in config.federations.values():
+            try:
+                self.for_federation(federation, config).load_once()
+            except Exception:
+                log.exception("first JWKS fetch failed", extra={"federation": federation.name})
         self._reindex()
-        self._loaded_for = config
+
+    def _await_same_issuer(self, config: Configuration, federation: Federation) -> None:
+        # Federations sharing the issuer are candidates for the same tokens, so their keys decide too;
+        # their first fetches already run in the background, and waiting here merges with them.
+        for other in config.federations.values():
+            if other.issuer == federation.issuer and other.name != federation.name:
+                self.for_federation(other, config).load_once()
 
     def status(self, name: str) -> FederationKeys | None:
         """The cache of federation ``name`` if one exists (for status reporting)."""

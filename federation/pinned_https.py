@@ -2,19 +2,24 @@
 
 Both outbound calls of the server go through here: the JWKS fetch and the optional TokenReview. The
 trust anchor is the federation's ``caBundle`` (the system store when absent), never anything a caller
-sent; redirects are not followed; there are no retries; the connect and total timeouts are the
-settings' ``jwks_connect_timeout`` and ``jwks_total_timeout``; the answer is read up to a cap.
+sent; redirects are not followed; there are no retries; the answer is read up to a cap.
+
+``jwks_connect_timeout`` bounds the TCP connect and ``jwks_total_timeout`` the whole exchange: a
+watchdog shuts the socket down when it expires, so an endpoint that drips its handshake, its headers or
+its body one byte at a time is cut off on time (a per-read timeout never fires while bytes keep coming).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-import urllib3
 
 from federation.settings import Settings
 
@@ -46,36 +51,50 @@ def pinned_request(
     if parts.scheme != "https" or not parts.hostname:
         raise PinnedRequestError(f"{url} is not an https:// URL")
     context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else ssl.create_default_context()
-    timeout = urllib3.Timeout(connect=settings.jwks_connect_timeout, total=settings.jwks_total_timeout)
-    pool = urllib3.HTTPSConnectionPool(
-        parts.hostname, parts.port or 443, ssl_context=context, timeout=timeout, retries=False, maxsize=1
+    total = settings.jwks_total_timeout
+    connection = http.client.HTTPSConnection(
+        parts.hostname,
+        parts.port or 443,
+        context=context,
+        timeout=min(settings.jwks_connect_timeout, total),
     )
-    deadline = time.monotonic() + settings.jwks_total_timeout
+    deadline = time.monotonic() + total
+    watchdog = threading.Timer(total, _cut, args=(connection,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        response = pool.urlopen(
-            method,
-            parts.path + (f"?{parts.query}" if parts.query else ""),
-            body=body,
-            headers=dict(headers),
-            redirect=False,
-            preload_content=False,
+        connection.connect()
+        # Past the connect, each read may take what is left; the watchdog bounds their sum.
+        connection.sock.settimeout(total)
+        connection.request(
+            method, parts.path + (f"?{parts.query}" if parts.query else ""), body, dict(headers)
         )
-        try:
-            return PinnedAnswer(response.status, _read_capped(response, deadline, max_bytes))
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
+        response = connection.getresponse()
+        answer = PinnedAnswer(response.status, _read_capped(response, max_bytes))
+    except (OSError, http.client.HTTPException) as exc:
+        if time.monotonic() >= deadline:
+            raise PinnedRequestError(f"{url}: no complete answer within {total:g} s") from exc
         raise PinnedRequestError(f"{url}: {type(exc).__name__}") from exc
     finally:
-        pool.close()
+        watchdog.cancel()
+        connection.close()
+    if time.monotonic() >= deadline:
+        raise PinnedRequestError(f"{url}: no complete answer within {total:g} s")
+    return answer
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float, max_bytes: int) -> bytes:
+def _cut(connection: http.client.HTTPSConnection) -> None:
+    # Any blocked read or handshake on this socket returns at once; the request then fails.
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: nothing left to cut
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
     body = bytearray()
-    for chunk in response.stream(16384):
+    while chunk := response.read(16384):
         body.extend(chunk)
         if len(body) > max_bytes:
             raise PinnedRequestError(f"the answer is larger than {max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise PinnedRequestError("the answer took longer than the total timeout")
     return bytes(body)

@@ -88,11 +88,13 @@ class JwksBehaviour:
 
     ``status`` other than 200 answers with a Kubernetes ``Status`` body; ``body`` replaces the served
     key set (oversized or malformed documents); ``redirect_to`` answers 302 to that URL (a verifier must
-    not follow it); ``delay_s`` sleeps before answering (timeouts).
+    not follow it); ``delay_s`` sleeps before answering (timeouts); ``drip_s`` sends the answer one byte
+    every ``drip_s`` seconds (a total deadline must cut it off, a per-read timeout never fires).
     """
 
     status: int = 200
     delay_s: float = 0.0
+    drip_s: float = 0.0
     body: bytes | None = None
     redirect_to: str | None = None
 
@@ -432,8 +434,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_status(HTTPStatus(behaviour.status), "the key set is not available")
         if behaviour.body is not None:
             return self._send(HTTPStatus.OK, behaviour.body, JWKS_CONTENT_TYPE)
+        if behaviour.drip_s:
+            return self._drip(json.dumps(issuer.tokens.jwks()).encode(), issuer)
         cache = {"Cache-Control": "public, max-age=3600"}  # what kube-apiserver sends with its key set
         return self._send(HTTPStatus.OK, json.dumps(issuer.tokens.jwks()).encode(), JWKS_CONTENT_TYPE, cache)
+
+    def _drip(self, body: bytes, issuer: ClientClusterIssuer) -> int:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {JWKS_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
+        answer = head.encode() + body
+        self.close_connection = True
+        for index in range(len(answer)):
+            interval = issuer.jwks_behaviour.drip_s
+            # A test that stops dripping gets the rest of the answer at once.
+            chunk = answer[index : index + 1] if interval else answer[index:]
+            try:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            except OSError:
+                break
+            if not interval:
+                break
+            time.sleep(interval)
+        return int(HTTPStatus.OK)
 
     def _send_not_acceptable(self) -> int:
         # go-restful's own answer, which is what kube-apiserver's discovery routes give.

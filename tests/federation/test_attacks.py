@@ -258,6 +258,33 @@ def test_a_jwks_endpoint_that_hangs_is_given_up_after_the_total_timeout(tmp_path
         assert time.monotonic() - started < 2.5
 
 
+def test_a_jwks_endpoint_that_drips_is_given_up_after_the_total_timeout(tmp_path: Path) -> None:
+    # A per-read timeout never fires while a byte arrives every 50 ms: only a total deadline does.
+    with running_stack(tmp_path, jwks_total_timeout=1.0) as own:
+        own.issuer.set_jwks_behaviour(JwksBehaviour(drip_s=0.05))
+        started = time.monotonic()
+        response = post_secrets(own, own.mint())
+        assert response.status_code == 503
+        assert time.monotonic() - started < 3.0
+
+
+def test_a_slow_federation_never_delays_requests_for_another(
+    stack: FederationStack, issuers: ExitStack
+) -> None:
+    slow = _start(issuers, TokenIssuer("https://slow.example"), host="127.0.0.9")
+    slow.set_jwks_behaviour(JwksBehaviour(drip_s=0.05))
+    _register(stack, "slow.yaml", slow.federation_manifest("client-cluster-slow", audiences=[AUDIENCE]))
+    # The first requests after the change: each federation's first fetch runs on its own.
+    token = stack.mint()
+    with ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        statuses = list(pool.map(lambda _: post_secrets(stack, token).status_code, range(8)))
+        elapsed = time.monotonic() - started
+    assert statuses == [200] * 8
+    assert elapsed < 2.0
+    slow.set_jwks_behaviour(JwksBehaviour())
+
+
 def test_a_jwks_endpoint_down_from_the_start_gives_503_with_retry_after(
     stack: FederationStack, issuers: ExitStack
 ) -> None:
