@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from federation.config.model import Configuration
 from federation.errors import FederationError, StoreError, Unavailable
 from federation.generators.base import Generated, LeaseKeeper
 from federation.generators.leases import LeaseRecord, LeaseStore, Owner, new_record_id
@@ -47,21 +48,21 @@ class Credentials:
         self._metrics = metrics
         self._clock = clock
 
-    def issue(self, owner: Owner, refs: Sequence[GeneratorRef]) -> list[Issued]:
+    def issue(self, config: Configuration, owner: Owner, refs: Sequence[GeneratorRef]) -> list[Issued]:
         """One value per reference, in order; on a failure, what was made is revoked and the error raised."""
         issued: list[Issued] = []
         try:
             for ref in refs:
-                issued.append(self._issue_one(owner, ref))
+                issued.append(self._issue_one(config, owner, ref))
         except BaseException:
-            self.revoke([item.record for item in issued if item.record is not None], "batch_failed")
+            self.revoke(config, [item.record for item in issued if item.record is not None], "batch_failed")
             raise
         for item in issued:
             self._metrics.credentials_issued.labels(item.ref.kind).inc()
         return issued
 
-    def _issue_one(self, owner: Owner, ref: GeneratorRef) -> Issued:
-        generator = self.registry.generator(ref)
+    def _issue_one(self, config: Configuration, owner: Owner, ref: GeneratorRef) -> Issued:
+        generator = self.registry.generator(config, ref)
         try:
             generated: Generated = generator.generate()
         except FederationError:
@@ -99,13 +100,13 @@ class Credentials:
             raise Unavailable("the server cannot record the credential's lease") from None
         return Issued(ref, generated.data, record)
 
-    def revoke(self, records: Iterable[LeaseRecord], reason: str) -> list[LeaseRecord]:
+    def revoke(self, config: Configuration, records: Iterable[LeaseRecord], reason: str) -> list[LeaseRecord]:
         """Revoke each record's lease and forget it; returns the ones that could not be revoked now
         (they stay recorded, and the revoker tries again)."""
         failed = []
         for record in records:
             try:
-                generator = self.registry.generator(record.generator)
+                generator = self.registry.generator(config, record.generator)
             except FederationError:
                 generator = None  # deleted or broken: the lease runs out by itself
             if isinstance(generator, LeaseKeeper):
@@ -144,7 +145,7 @@ class Credentials:
         """Every lease held now."""
         return self.store.records() if self.store is not None else []
 
-    def revoke_own(self, owner: Owner, ref: GeneratorRef) -> tuple[int, int]:
+    def revoke_own(self, config: Configuration, owner: Owner, ref: GeneratorRef) -> tuple[int, int]:
         """Revoke what ``owner`` (the same pod, or the same subject when not bound to a pod) holds from
         ``ref``; (revoked, failed)."""
         mine = [
@@ -152,10 +153,12 @@ class Credentials:
             for record in self.records()
             if record.generator == ref and _same_owner(record.owner, owner)
         ]
-        failed = self.revoke(mine, "owner")
+        failed = self.revoke(config, mine, "owner")
         return len(mine) - len(failed), len(failed)
 
-    def revoke_others(self, federation: str, namespace: str, owner_name: str) -> tuple[int, int]:
+    def revoke_others(
+        self, config: Configuration, federation: str, namespace: str, owner_name: str
+    ) -> tuple[int, int]:
         """Revoke what the pod (or ServiceAccount) ``owner_name`` of ``namespace`` holds from generators of
         that namespace, as ESI's revoke route does; (revoked, failed)."""
         theirs = [
@@ -165,7 +168,7 @@ class Credentials:
             and record.generator.namespace == namespace
             and (record.owner.pod_name or record.owner.subject.rsplit(":", 1)[-1]) == owner_name
         ]
-        failed = self.revoke(theirs, "others")
+        failed = self.revoke(config, theirs, "others")
         return len(theirs) - len(failed), len(failed)
 
 

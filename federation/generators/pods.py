@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable
 from urllib.parse import quote
 
 from federation.config.model import Configuration
@@ -38,13 +37,14 @@ class PodState(enum.Enum):
 class PodChecker:
     """Looks pods up on their client clusters."""
 
-    def __init__(self, current: Callable[[], Configuration], settings: Settings) -> None:
-        self._current = current
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def state(self, federation_name: str, namespace: str, name: str, uid: str) -> PodState:
-        """Whether pod ``namespace/name`` with ``uid`` still exists on the federation's cluster."""
-        config = self._current()
+    def state(
+        self, config: Configuration, federation_name: str, namespace: str, name: str, uid: str
+    ) -> PodState:
+        """Whether pod ``namespace/name`` with ``uid`` still exists on the federation's cluster (as
+        ``config`` registers it)."""
         federation = config.federations.get(federation_name)
         where = {"federation": federation_name, "pod": f"{namespace}/{name}"}
         if federation is None or federation.token_review_secret_ref is None:

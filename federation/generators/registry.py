@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from federation.config.model import Configuration
@@ -49,16 +48,14 @@ class _Built:
 class GeneratorRegistry:
     """Hands out the generator of a reference, building it when needed."""
 
-    def __init__(self, settings: Settings, current: Callable[[], Configuration]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._current = current
         self._built: dict[GeneratorRef, _Built] = {}
         self._lock = threading.Lock()
 
-    def generator(self, ref: GeneratorRef) -> Generator:
-        """The generator ``ref`` names: ``NotFound`` when it does not exist, ``StoreError`` when its
-        spec cannot work."""
-        config = self._current()
+    def generator(self, config: Configuration, ref: GeneratorRef) -> Generator:
+        """The generator ``ref`` names in ``config``: ``NotFound`` when it does not exist, ``StoreError``
+        when its spec cannot work."""
         generator = config.generators.get(ref)
         if generator is None:
             raise NotFound(f"{ref.describe()} does not exist")
@@ -72,7 +69,7 @@ class GeneratorRegistry:
                 del self._built[ref]
             module = importlib.import_module(MODULES[ref.kind])
             try:
-                made: Generator = module.build(generator, current=self._current, settings=self._settings)
+                made: Generator = module.build(generator, snapshot=config, settings=self._settings)
             except GeneratorSpecError as exc:
                 raise StoreError(str(exc)) from None
             self._built[ref] = _Built(wanted, made)

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from federation.config.model import Configuration
 from federation.errors import FederationError
 from federation.generators.base import LeaseKeeper
 from federation.generators.issuance import Credentials
@@ -38,6 +39,7 @@ class Revoker:
 
     def __init__(
         self,
+        current: Callable[[], Configuration],
         credentials: Credentials,
         pods: PodChecker,
         metrics: Metrics,
@@ -48,6 +50,7 @@ class Revoker:
     ) -> None:
         if not 0 < interval <= MAX_INTERVAL:
             raise ValueError(f"the pod check interval must be more than 0 and at most {MAX_INTERVAL:.0f} s")
+        self._current = current
         self._credentials = credentials
         self._pods = pods
         self._metrics = metrics
@@ -61,6 +64,7 @@ class Revoker:
         """One pass over every record (only when this process leads)."""
         if not self._is_leader():
             return
+        config = self._current()  # one snapshot for the whole pass
         now = self._clock()
         by_pod: dict[tuple[str, str, str, str], list[LeaseRecord]] = defaultdict(list)
         ended = []
@@ -72,24 +76,24 @@ class Revoker:
                 by_pod[(owner.federation, owner.namespace, str(owner.pod_name), str(owner.pod_uid))].append(
                     record
                 )
-        self._credentials.revoke(ended, "lease_end")
+        self._credentials.revoke(config, ended, "lease_end")
         for (federation, namespace, name, uid), records in by_pod.items():
-            state = self._pods.state(federation, namespace, name, uid)
+            state = self._pods.state(config, federation, namespace, name, uid)
             if state is PodState.GONE:
-                self._credentials.revoke(records, "pod_gone")
+                self._credentials.revoke(config, records, "pod_gone")
             elif state is PodState.ALIVE:
-                self._renew_due(records)
+                self._renew_due(config, records)
             else:
                 self._metrics.credential_failures.labels("pod_check").inc()
 
-    def _renew_due(self, records: list[LeaseRecord]) -> None:
+    def _renew_due(self, config: Configuration, records: list[LeaseRecord]) -> None:
         for record in records:
             now = self._clock()
             remaining = record.expires_at - now
             if not record.renewable or remaining > max(record.duration / 3, 2 * self.interval):
                 continue
             try:
-                keeper = self._credentials.registry.generator(record.generator)
+                keeper = self._credentials.registry.generator(config, record.generator)
                 if not isinstance(keeper, LeaseKeeper):
                     continue
                 lease = keeper.renew(record.lease_id, record.duration)

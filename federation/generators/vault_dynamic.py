@@ -127,7 +127,7 @@ class VaultDynamicGenerator:
     def __init__(
         self,
         config: GeneratorConfig,
-        current: Callable[[], Configuration],
+        snapshot: Configuration,
         settings: Settings,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -137,7 +137,7 @@ class VaultDynamicGenerator:
         from federation.stores import vault  # noqa: PLC0415 - hvac is loaded only when a Vault is used
 
         try:
-            self._vault = vault.build(provider_store(config), current, settings)
+            self._vault = vault.build(provider_store(config), snapshot, settings)
         except StoreError as exc:
             raise GeneratorSpecError(exc.detail) from None
         self._sleep = sleep
@@ -212,7 +212,8 @@ def _seconds(value: Any) -> float:
 
 
 def build(
-    config: GeneratorConfig, *, current: Callable[[], Configuration], settings: Settings, **_: Any
+    config: GeneratorConfig, *, snapshot: Configuration, settings: Settings, **_: Any
 ) -> VaultDynamicGenerator:
-    """Generator factory (see ``generators.registry``); nothing is sent to Vault before a call."""
-    return VaultDynamicGenerator(config, current, settings)
+    """Generator factory (see ``generators.registry``); the referenced Secrets are read from
+    ``snapshot``; nothing is sent to Vault before a call."""
+    return VaultDynamicGenerator(config, snapshot, settings)

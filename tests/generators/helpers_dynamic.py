@@ -95,7 +95,7 @@ class Stack:
 
     def credentials(self) -> Credentials:
         """A fresh set of objects on the same state directory, as after a server restart."""
-        registry = GeneratorRegistry(self.settings, self.configuration)
+        registry = GeneratorRegistry(self.settings)
         return Credentials(registry, LocalLeaseStore(self.state_dir), self.metrics)
 
     def generators_ref(self, name: str) -> GeneratorRef:

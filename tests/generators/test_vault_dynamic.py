@@ -31,7 +31,7 @@ def stack(tmp_path: Path, openbao: OpenBao, postgres: Postgres) -> Iterator[Stac
         yield made
         # Whatever a test left must not leak into the next one's role counts.
         leftover = made.credentials()
-        leftover.revoke(leftover.records(), "owner")
+        leftover.revoke(made.configuration(), leftover.records(), "owner")
 
 
 def login_user(postgres: Postgres, data: dict[str, str]) -> str:
@@ -40,15 +40,17 @@ def login_user(postgres: Postgres, data: dict[str, str]) -> str:
 
 def revoker(stack: Stack, interval: float) -> Revoker:
     credentials = stack.credentials()
-    pods = PodChecker(stack.configuration, stack.settings)
+    pods = PodChecker(stack.settings)
     assert credentials.store is not None
-    return Revoker(credentials, pods, stack.metrics, interval, is_leader=credentials.store.is_leader)
+    return Revoker(
+        stack.configuration, credentials, pods, stack.metrics, interval, is_leader=credentials.store.is_leader
+    )
 
 
 def test_a_pod_gets_its_own_database_login(stack: Stack, postgres: Postgres) -> None:
     credentials = stack.credentials()
-    (first,) = credentials.issue(stack.pod("web-0"), [stack.generators_ref("db")])
-    (second,) = credentials.issue(stack.pod("web-1"), [stack.generators_ref("db")])
+    (first,) = credentials.issue(stack.configuration(), stack.pod("web-0"), [stack.generators_ref("db")])
+    (second,) = credentials.issue(stack.configuration(), stack.pod("web-1"), [stack.generators_ref("db")])
     assert first.data["username"] != second.data["username"]
     assert first.data["password"] != second.data["password"]
     assert login_user(postgres, dict(first.data)) == first.data["username"]
@@ -62,9 +64,9 @@ def test_a_pod_gets_its_own_database_login(stack: Stack, postgres: Postgres) -> 
 def test_the_owner_revokes_at_once(stack: Stack, postgres: Postgres) -> None:
     credentials = stack.credentials()
     owner = stack.pod("web-0")
-    (issued,) = credentials.issue(owner, [stack.generators_ref("db")])
+    (issued,) = credentials.issue(stack.configuration(), owner, [stack.generators_ref("db")])
     assert issued.data["username"] in dynamic_roles(postgres)
-    assert credentials.revoke_own(owner, stack.generators_ref("db")) == (1, 0)
+    assert credentials.revoke_own(stack.configuration(), owner, stack.generators_ref("db")) == (1, 0)
     assert issued.data["username"] not in dynamic_roles(postgres)
     assert credentials.records() == []
 
@@ -73,7 +75,9 @@ def test_a_failed_batch_revokes_what_it_already_made(stack: Stack, postgres: Pos
     before = dynamic_roles(postgres)
     missing = vault_generator(stack.bao, "absent", "database/creds/app").ref  # never added
     with pytest.raises(NotFound, match="VaultDynamicSecret apps/absent does not exist"):
-        stack.credentials().issue(stack.pod("web-0"), [stack.generators_ref("db"), missing])
+        stack.credentials().issue(
+            stack.configuration(), stack.pod("web-0"), [stack.generators_ref("db"), missing]
+        )
     assert dynamic_roles(postgres) == before
     assert stack.credentials().records() == []
     assert stack.metrics.credentials_revoked.labels("VaultDynamicSecret", "batch_failed")._value.get() == 1
@@ -83,17 +87,17 @@ def test_a_path_that_answers_no_lease_is_refused(stack: Stack) -> None:
     stack.bao.client().secrets.kv.v2.create_or_update_secret("plain", {"a": "b"})
     ref = stack.add(vault_generator(stack.bao, "kv", "secret/data/plain"))
     with pytest.raises(StoreError, match=r"answered GET secret/data/plain without a lease"):
-        stack.credentials().issue(stack.pod("web-0"), [ref])
+        stack.credentials().issue(stack.configuration(), stack.pod("web-0"), [ref])
     assert stack.credentials().records() == []
 
 
 def test_a_restarted_server_still_revokes(stack: Stack, postgres: Postgres) -> None:
     owner = stack.pod("web-0")
-    (issued,) = stack.credentials().issue(owner, [stack.generators_ref("db")])
+    (issued,) = stack.credentials().issue(stack.configuration(), owner, [stack.generators_ref("db")])
     restarted = stack.credentials()  # new registry, new Vault client, same state directory
     (record,) = restarted.records()
     assert record.owner == owner
-    assert restarted.revoke_own(owner, stack.generators_ref("db")) == (1, 0)
+    assert restarted.revoke_own(stack.configuration(), owner, stack.generators_ref("db")) == (1, 0)
     assert issued.data["username"] not in dynamic_roles(postgres)
 
 
@@ -101,8 +105,10 @@ def test_deleting_the_pod_drops_its_role_within_the_check_interval(stack: Stack,
     interval = 0.5
     loop = revoker(stack, interval)
     kept_owner = stack.pod("web-1")
-    (gone,) = stack.credentials().issue(stack.pod("web-0"), [stack.generators_ref("db")])
-    (kept,) = stack.credentials().issue(kept_owner, [stack.generators_ref("db")])
+    (gone,) = stack.credentials().issue(
+        stack.configuration(), stack.pod("web-0"), [stack.generators_ref("db")]
+    )
+    (kept,) = stack.credentials().issue(stack.configuration(), kept_owner, [stack.generators_ref("db")])
     loop.start()
     try:
         deleted_at = time.monotonic()
@@ -121,7 +127,9 @@ def test_deleting_the_pod_drops_its_role_within_the_check_interval(stack: Stack,
 
 def test_a_living_pod_keeps_its_credential_past_the_lease_term(stack: Stack, postgres: Postgres) -> None:
     loop = revoker(stack, 1.0)
-    (issued,) = stack.credentials().issue(stack.pod("web-0"), [stack.generators_ref("short")])
+    (issued,) = stack.credentials().issue(
+        stack.configuration(), stack.pod("web-0"), [stack.generators_ref("short")]
+    )
     (before,) = stack.credentials().records()
     loop.start()
     try:
@@ -140,7 +148,7 @@ def test_without_a_reviewer_token_nothing_is_renewed_and_the_lease_end_revokes(
     with ClientClusterIssuer() as cluster:
         stack = Stack(openbao, cluster, tmp_path / "state", reviewer_token=None)
         ref = stack.add(vault_generator(openbao, "short", "database/creds/short"))
-        (issued,) = stack.credentials().issue(stack.pod("web-0"), [ref])
+        (issued,) = stack.credentials().issue(stack.configuration(), stack.pod("web-0"), [ref])
         loop = revoker(stack, 1.0)
         loop.start()
         try:
