@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bench.loadgen import LoadResult, Request, Target, merge, run_load
+from bench.loadgen import LoadResult, Request, Target, merge, run_handshakes, run_load
 from bench.results import Throughput
 
 WARMUP_SECONDS = 1.0
@@ -29,12 +29,14 @@ class Contender:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """How hard and how long: the same for every contender of a comparison."""
+    """How hard and how long, and in which pattern: the same for every contender of a comparison."""
 
     connections: int
     seconds: float
     max_requests: int
     rounds: int
+    # The pod-start pattern: a new TLS connection for every request.
+    fresh_connections: bool = False
 
 
 def take_turns(contenders: Sequence[Contender], plan: LoadPlan) -> dict[str, LoadResult]:
@@ -46,6 +48,7 @@ def take_turns(contenders: Sequence[Contender], plan: LoadPlan) -> dict[str, Loa
             connections=plan.connections,
             max_requests=WARMUP_REQUESTS,
             max_seconds=WARMUP_SECONDS,
+            fresh_connections=plan.fresh_connections,
         )
     runs: dict[str, list[LoadResult]] = {contender.name: [] for contender in contenders}
     for _ in range(plan.rounds):
@@ -62,8 +65,19 @@ def _measured_run(contender: Contender, plan: LoadPlan) -> LoadResult:
         connections=plan.connections,
         max_requests=plan.max_requests,
         max_seconds=plan.seconds,
+        fresh_connections=plan.fresh_connections,
     )
     return replace(result, server_cpu_s=contender.cpu_seconds() - cpu_before)
+
+
+def handshake_cost(
+    target: Target, cpu_seconds: Callable[[], float], connections: int, seconds: float
+) -> LoadResult:
+    """TLS handshakes without a request, as many as ``connections`` threads make in ``seconds``, with
+    the server CPU they cost."""
+    before = cpu_seconds()
+    result = run_handshakes(target, connections=connections, max_handshakes=1_000_000, max_seconds=seconds)
+    return replace(result, server_cpu_s=cpu_seconds() - before)
 
 
 def summarize(result: LoadResult) -> Throughput:

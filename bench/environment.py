@@ -18,6 +18,14 @@ LOG_DIR = REPO / "bench"
 
 
 @dataclass(frozen=True)
+class ServerTls:
+    """A server's certificate files and a client context that trusts them."""
+
+    files: TlsFiles
+    client_context: ssl.SSLContext
+
+
+@dataclass(frozen=True)
 class Environment:
     """Shared by the benchmarks of one run."""
 
@@ -39,26 +47,36 @@ class Environment:
         }
 
     def start_server(
-        self, name: str, argv: list[str], ready_path: str = "/healthz"
+        self, name: str, argv: list[str], ready_path: str = "/healthz", tls: ServerTls | None = None
     ) -> tuple[ServerProcess, Target]:
-        """Start ``argv`` (which gets ``--bind`` and the TLS flags appended) and wait until it answers."""
+        """Start ``argv`` (which gets ``--bind`` and the TLS flags appended) and wait until it answers.
+
+        The certificate is the run's ECDSA one unless ``tls`` names another.
+        """
+        files, context = (tls.files, tls.client_context) if tls else (self.tls, self.client_context)
         port = free_port()
         full = [
             *argv,
             "--bind",
             f"{HOST}:{port}",
             "--tls-cert",
-            str(self.tls.cert_file),
+            str(files.cert_file),
             "--tls-key",
-            str(self.tls.key_file),
+            str(files.key_file),
         ]
         process = ServerProcess(name, full, LOG_DIR / f"{name}.log", self.child_env())
         try:
-            process.wait_ready(port, self.client_context, ready_path)
+            process.wait_ready(port, context, ready_path)
         except BaseException:
             process.stop()
             raise
-        return process, Target(HOST, port, self.client_context)
+        return process, Target(HOST, port, context)
+
+    def issue_tls(self, name: str, key_type: str) -> ServerTls:
+        """A new CA and a certificate for 127.0.0.1, both with keys of ``key_type``, under ``work/name``."""
+        ca = create_ca(f"esi-federation bench CA ({key_type})", key_type=key_type)
+        files = write_tls_files(self.work / name, ca, ca.issue([HOST, "localhost"], key_type=key_type))
+        return ServerTls(files, client_ssl_context(ca.cert_pem))
 
 
 def create_environment(work: Path) -> Environment:

@@ -30,7 +30,7 @@ RATE_LIMIT_PER_S = 1_000_000
 TOKEN_LIFETIME_S = 3600
 BURST = 100
 BURST_TIMEOUT_S = 60.0
-JWKS_REFRESH_INTERVAL_S = 300  # DESIGN §6: refreshed every 5 min
+JWKS_REFRESH_INTERVAL_S = 300  # the server refreshes a JWKS every 5 min (README)
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ class Federation:
     openbao: Any
     token_file: Path
     client_ca_file: Path
-    # Never in a repr: the bearer token must not reach a log or a traceback.
+    manifests_dir: Path
+    # Never in a repr: the bearer token and the secret values must not reach a log or a traceback.
     token: str = field(repr=False)
+    values: dict[str, dict[str, str]] = field(repr=False, default_factory=dict)
 
     def secrets_request(
         self, store: str, references: tuple[tuple[str, str], ...] = manifests.REFERENCES
@@ -145,12 +147,23 @@ def running_federation(env: Environment) -> Iterator[Federation]:
         client_ca_file = env.work / "client-ca.crt"
         client_ca_file.write_text(issuer.ca_pem, encoding="utf-8")
         yield Federation(
-            target, baseline_target, server, baseline, issuer, openbao, token_file, client_ca_file, token
+            target=target,
+            baseline=baseline_target,
+            server=server,
+            baseline_server=baseline,
+            issuer=issuer,
+            openbao=openbao,
+            token_file=token_file,
+            client_ca_file=client_ca_file,
+            manifests_dir=directory,
+            token=token,
+            values=values,
         )
 
 
 def measure_load(federation: Federation, plan: LoadPlan) -> LoadNumbers:
-    """The fake store, OpenBao and the bare endpoint, loaded in turns with the same 3-secret request."""
+    """The fake store, OpenBao and the bare endpoint, loaded in turns with the same 3-secret request,
+    in the pattern ``plan`` names (keep-alive or a new connection per request)."""
     fake = federation.secrets_request(manifests.FAKE_STORE)
     openbao = federation.secrets_request(manifests.OPENBAO_STORE)
     results = take_turns(
@@ -170,21 +183,19 @@ def jwks_fetches(federation: Federation) -> tuple[int, int]:
     return federation.issuer.jwks_requests, int(metric)
 
 
-def measure_burst(federation: Federation) -> BurstNumbers:
-    """``BURST`` identical concurrent requests for one OpenBao key, caching off: how many reads reach it.
-
-    One key, so that the ideal is one read per worker (reads are merged within a worker, not across).
+def measure_burst(federation: Federation, target: Target | None = None) -> BurstNumbers:
+    """``BURST`` identical concurrent requests for one OpenBao key, each on a new connection: how many
+    reads reach OpenBao. Against the benchmark's server (caching off) unless ``target`` names another.
     """
+    target = target or federation.target
     reference = (manifests.REFERENCES[1],)
     request = federation.secrets_request(manifests.OPENBAO_STORE, reference)
     path = f"secret/data/{reference[0][0]}"
     store = {"store": manifests.OPENBAO_STORE}
-    before = federation.metrics()
+    before = scrape(target.host, target.port, target.context)
     audit_before = federation.openbao.audit_count(path, "read")
-    result = run_load(
-        federation.target, request, connections=BURST, max_requests=BURST, max_seconds=BURST_TIMEOUT_S
-    )
-    after = federation.metrics()
+    result = run_load(target, request, connections=BURST, max_requests=BURST, max_seconds=BURST_TIMEOUT_S)
+    after = scrape(target.host, target.port, target.context)
 
     def delta(name: str) -> float:
         return counter_sum(after, name, store) - counter_sum(before, name, store)

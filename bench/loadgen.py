@@ -1,12 +1,21 @@
-"""A small closed-loop HTTPS load generator: one keep-alive connection per thread, bounded in count and time.
+"""A small closed-loop HTTPS load generator, bounded in count and time, in two patterns.
 
-All threads start together; each opens its connection with its first request (as a starting pod does)
-and then sends the same request again and again over it until the shared request budget or the deadline
-runs out. Connections are not opened ahead: a gunicorn ``gthread`` worker holds a thread for a
-connection from its handshake until its first request, so idle pre-opened connections would starve it.
-Latency is measured per request, from sending to the last byte of the answer. The generator runs in the
-benchmark's own process, so it competes with the servers for the same cores: absolute numbers are
-modest, and only the ratios between two servers measured with the same settings mean something.
+**keep-alive**: one connection per thread. All threads start together; each opens its connection with its
+first request and then sends the same request again and again over it until the shared request budget or
+the deadline runs out. Connections are not opened ahead: a gunicorn ``gthread`` worker holds a thread for
+a connection from its handshake until its first request, so idle pre-opened connections would starve it.
+Latency is measured per request, from sending to the last byte of the answer.
+
+**pod-start** (``fresh_connections=True``): every request on a new TLS connection with
+``Connection: close``, as each esi-init makes exactly one; latency then runs from the TCP connect to the
+last byte, handshake included.
+
+``run_handshakes`` opens TLS connections and closes them without a request: the server's cost of a
+handshake alone.
+
+The generator runs in the benchmark's own process, so it competes with the servers for the same cores:
+absolute numbers are modest, and only the ratios between two servers measured with the same settings
+mean something.
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import itertools
+import socket
 import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 REQUEST_TIMEOUT_S = 30.0
 
@@ -111,15 +122,49 @@ class _Shared:
         # itertools.count's next() is atomic under the GIL: no lock on the hot path.
         return next(self.tickets) < self.max_requests and time.perf_counter() < self.deadline
 
+    def add(self, latencies: list[float], statuses: Counter[int], errors: int) -> None:
+        with self.lock:
+            self.latencies.extend(latencies)
+            self.statuses.update(statuses)
+            self.transport_errors += errors
+
 
 def run_load(
-    target: Target, request: Request, *, connections: int, max_requests: int, max_seconds: float
+    target: Target,
+    request: Request,
+    *,
+    connections: int,
+    max_requests: int,
+    max_seconds: float,
+    fresh_connections: bool = False,
 ) -> LoadResult:
-    """Send ``request`` over ``connections`` keep-alive connections until either bound is reached."""
+    """Send ``request`` from ``connections`` threads until either bound is reached: over one keep-alive
+    connection each, or (``fresh_connections``) over a new connection per request."""
+    worker = partial(_fresh_worker if fresh_connections else _worker, request)
+    return _run_threads(worker, target, connections, max_requests, max_seconds)
+
+
+def run_handshakes(
+    target: Target, *, connections: int, max_handshakes: int, max_seconds: float
+) -> LoadResult:
+    """Open TLS connections from ``connections`` threads and close each right after its handshake.
+
+    Each handshake counts as an answered "request" with status 200 and its connect-to-handshake latency.
+    """
+    return _run_threads(_handshake_worker, target, connections, max_handshakes, max_seconds)
+
+
+def _run_threads(
+    worker: Callable[[Target, _Shared, threading.Barrier], None],
+    target: Target,
+    connections: int,
+    max_requests: int,
+    max_seconds: float,
+) -> LoadResult:
     shared = _Shared(itertools.count(), max_requests)
     start_line = threading.Barrier(connections + 1)
     threads = [
-        threading.Thread(target=_worker, args=(target, request, shared, start_line), daemon=True)
+        threading.Thread(target=worker, args=(target, shared, start_line), daemon=True)
         for _ in range(connections)
     ]
     for thread in threads:
@@ -134,8 +179,8 @@ def run_load(
 
 
 def _worker(
-    target: Target,
     request: Request,
+    target: Target,
     shared: _Shared,
     start_line: threading.Barrier,
 ) -> None:
@@ -162,10 +207,58 @@ def _worker(
         if response.will_close:
             conn.close()
     conn.close()
-    with shared.lock:
-        shared.latencies.extend(latencies)
-        shared.statuses.update(statuses)
-        shared.transport_errors += errors
+    shared.add(latencies, statuses, errors)
+
+
+def _fresh_worker(
+    request: Request,
+    target: Target,
+    shared: _Shared,
+    start_line: threading.Barrier,
+) -> None:
+    headers = {**request.headers, "Connection": "close"}
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+    start_line.wait()
+    while shared.take_ticket():
+        sent = time.perf_counter()
+        conn = http.client.HTTPSConnection(
+            target.host, target.port, context=target.context, timeout=REQUEST_TIMEOUT_S
+        )
+        try:
+            conn.request(request.method, request.path, body=request.body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            continue
+        finally:
+            conn.close()
+        latencies.append(time.perf_counter() - sent)
+        statuses[response.status] += 1
+    shared.add(latencies, statuses, errors)
+
+
+def _handshake_worker(
+    target: Target,
+    shared: _Shared,
+    start_line: threading.Barrier,
+) -> None:
+    latencies: list[float] = []
+    errors = 0
+    start_line.wait()
+    while shared.take_ticket():
+        started = time.perf_counter()
+        try:
+            with (
+                socket.create_connection((target.host, target.port), timeout=REQUEST_TIMEOUT_S) as raw,
+                target.context.wrap_socket(raw, server_hostname=target.host),
+            ):
+                latencies.append(time.perf_counter() - started)
+        except OSError:
+            errors += 1
+    shared.add(latencies, Counter({200: len(latencies)}), errors)
 
 
 def merge(results: Sequence[LoadResult]) -> LoadResult:

@@ -1,6 +1,6 @@
-"""``make bench``: every benchmark of DESIGN §12 in one run; prints a table and writes bench/results.json.
+"""``make bench``: every benchmark in one run; prints a table and writes bench/results.json.
 
-.venv/bin/python -m bench.run            # the full run: 2-3 minutes on 2 cores, a minute more to build
+.venv/bin/python -m bench.run            # the full run: about 5 minutes on 2 cores, a minute more to build
                                          # the self-contained esi-cli when dist/esi-cli is missing or stale
 .venv/bin/python -m bench.run --quick    # a smoke run of a few seconds per part; numbers are rough
 """
@@ -18,18 +18,40 @@ from pathlib import Path
 from typing import Any
 
 from bench import cli_bench, federation_bench, machine, manifests, webhook_bench
-from bench.compare import LoadPlan, summarize
-from bench.environment import REPO, create_environment
+from bench.chart_defaults import chart_defaults
+from bench.compare import LoadPlan, handshake_cost, summarize
+from bench.environment import REPO, Environment, create_environment
 from bench.federation_bench import BURST
 from bench.loadgen import run_load
 from bench.results import Measurements, build_results, check_shape, format_table, write_results
 from bench.scrape import counter_sum
+from bench.storm import StormNumbers, StormPlan, run_storm, storm_server
 
 RESULTS_FILE = REPO / "bench" / "results.json"
 JWKS_WINDOW = 10_000
 MAX_REQUESTS_PER_RUN = 200_000
-FULL = {"rounds": 5, "seconds": 4.0, "cli_runs": cli_bench.RUNS, "jwks_top_up_s": 40.0}
-QUICK = {"rounds": 1, "seconds": 2.0, "cli_runs": 3, "jwks_top_up_s": 3.0}
+FULL = {
+    "rounds": 5,
+    "seconds": 4.0,
+    "pod_start_rounds": 4,
+    "pod_start_seconds": 3.0,
+    "handshake_seconds": 2.0,
+    "cli_runs": cli_bench.RUNS,
+    "jwks_top_up_s": 40.0,
+    "storm": StormPlan(pods=300, spread_s=10.0),
+}
+QUICK = {
+    "rounds": 1,
+    "seconds": 2.0,
+    "pod_start_rounds": 1,
+    "pod_start_seconds": 2.0,
+    "handshake_seconds": 1.0,
+    "cli_runs": 3,
+    "jwks_top_up_s": 3.0,
+    "storm": StormPlan(pods=40, spread_s=4.0),
+}
+# Between a storm and the burst on the same server: longer than the default store cache holds a read.
+CACHE_PAUSE_S = 2.5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = build_results(replace(measurements, extras=extras))
     problems = check_shape(results)
     if problems:
-        print("bench: results do not have the shape of DESIGN §13: " + "; ".join(problems), file=sys.stderr)
+        print("bench: results do not have the documented shape: " + "; ".join(problems), file=sys.stderr)
         return 1
     write_results(results, args.output)
     print()
@@ -60,18 +82,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measurements:
     env = create_environment(work)
-    _step(f"webhook: /mutate vs bare Flask, {sizes['rounds']} rounds of {sizes['seconds']} s each")
+    _step(f"webhook: /mutate vs bare Flask, keep-alive and pod-start, {sizes['rounds']} rounds")
     webhook_plan = _plan(webhook_bench.WORKERS * webhook_bench.THREADS, sizes)
-    webhook = webhook_bench.run(env, webhook_plan)
+    webhook_fresh = _pod_start_plan(webhook_plan, sizes)
+    webhook = webhook_bench.run(env, webhook_plan, webhook_fresh, sizes["handshake_seconds"])
     _step("federation: starting OpenBao, the client-cluster issuer, esi-federation and the baseline")
     with federation_bench.running_federation(env) as federation:
         federation_plan = _plan(federation_bench.WORKERS * federation_bench.THREADS, sizes)
-        _step(f"federation: /v1/secrets (fake, OpenBao) vs bare, {sizes['rounds']} rounds")
+        federation_fresh = _pod_start_plan(federation_plan, sizes)
+        _step(f"federation: /v1/secrets (fake, OpenBao) vs bare, keep-alive, {sizes['rounds']} rounds")
         load = federation_bench.measure_load(federation, federation_plan)
+        _step(f"federation: the same, a new TLS connection per request, {sizes['pod_start_rounds']} rounds")
+        fresh = federation_bench.measure_load(federation, federation_fresh)
+        handshakes = _federation_handshakes(federation, federation_fresh.connections, sizes)
         _step(f"federation: JWKS fetches over at least {JWKS_WINDOW} requests")
         jwks = _jwks(federation, sizes["jwks_top_up_s"])
         _step(f"federation: a burst of {BURST} identical concurrent requests, caching off")
         burst = federation_bench.measure_burst(federation)
+        storms, burst_default = _storms(env, federation, sizes["storm"])
         _step(f"esi-cli: fetch vs python -c pass, {sizes['cli_runs']} runs each; bundle start-up")
         cli = cli_bench.run(env, federation, sizes["cli_runs"], build_bundle)
     return Measurements(
@@ -83,9 +111,24 @@ def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measureme
         cli_fetch_s=cli.fetch_s,
         python_pass_s=cli.python_pass_s,
         jwks_fetches_per_10k=jwks["per_10k"],
-        store_reads_per_burst_100=burst.store_reads_metric,
+        store_reads_per_burst_100=burst_default.store_reads_metric,
         machine=machine.describe(),
         federation_workers=federation_bench.WORKERS,
+        pod_start={
+            "webhook": summarize(webhook.pod_start_webhook),
+            "webhook_baseline": summarize(webhook.pod_start_baseline),
+            "federation_fake": summarize(fresh.fake),
+            "federation_openbao": summarize(fresh.openbao),
+            "federation_baseline": summarize(fresh.baseline),
+        },
+        handshake_cpu_ms={
+            "webhook": webhook.handshake_webhook.server_cpu_ms_per_request,
+            "webhook_baseline": webhook.handshake_baseline.server_cpu_ms_per_request,
+            "federation_fake": handshakes["federation"],
+            "federation_openbao": handshakes["federation"],
+            "federation_baseline": handshakes["federation_baseline"],
+        },
+        storms={name: storm.as_dict() for name, storm in storms.items()},
         extras={
             "importtime": cli.importtime,
             "cli_bundle_version_s": _rounded(cli.bundle_version_s),
@@ -99,21 +142,65 @@ def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measureme
             },
             "jwks": jwks,
             "store_burst": {
-                **asdict(burst),
+                **asdict(burst_default),
+                "settings": "esi-federation serve's defaults",
+                "cache_off": asdict(burst),
                 "workers": federation_bench.WORKERS,
                 "store": manifests.OPENBAO_STORE,
             },
             "load": {
-                "generator": "bench/loadgen.py: Python threads, one keep-alive HTTPS connection each",
+                "generator": "bench/loadgen.py: Python threads; keep-alive: one HTTPS connection each; "
+                "pod-start: a new HTTPS connection per request",
                 "webhook": {**asdict(webhook_plan), "workers": webhook.workers, "threads": webhook.threads},
+                "webhook_pod_start": asdict(webhook_fresh),
                 "federation": {
                     **asdict(federation_plan),
                     "workers": federation_bench.WORKERS,
                     "threads": federation_bench.THREADS,
                 },
+                "federation_pod_start": asdict(federation_fresh),
+                "handshake_seconds": sizes["handshake_seconds"],
             },
         },
     )
+
+
+def _federation_handshakes(
+    federation: federation_bench.Federation, connections: int, sizes: dict[str, Any]
+) -> dict[str, float]:
+    seconds = sizes["handshake_seconds"]
+    server = handshake_cost(federation.target, federation.server.cpu_seconds, connections, seconds)
+    baseline = handshake_cost(
+        federation.baseline, federation.baseline_server.cpu_seconds, connections, seconds
+    )
+    return {
+        "federation": server.server_cpu_ms_per_request,
+        "federation_baseline": baseline.server_cpu_ms_per_request,
+    }
+
+
+def _storms(
+    env: Environment, federation: federation_bench.Federation, plan: StormPlan
+) -> tuple[dict[str, StormNumbers], federation_bench.BurstNumbers]:
+    """Both storms, and the burst against the server with ``esi-federation serve``'s defaults."""
+    storms: dict[str, StormNumbers] = {}
+    _step(f"storm: {plan.pods} esi-cli processes in {plan.spread_s:g} s, esi-federation serve's defaults")
+    with storm_server(env, federation, label="serve_defaults", key_type="ec-p256", serve_flags=()) as server:
+        storms["serve_defaults"] = run_storm(env, federation, server, plan)
+        time.sleep(CACHE_PAUSE_S)
+        _step(f"storm server: a burst of {BURST} identical concurrent requests, default settings")
+        burst = federation_bench.measure_burst(federation, server.target)
+    defaults = chart_defaults()
+    _step(f"storm: the same with a default chart install's flags and a {defaults.key_type} certificate")
+    with storm_server(
+        env,
+        federation,
+        label="chart_defaults",
+        key_type=defaults.key_type,
+        serve_flags=defaults.serve_flags,
+    ) as server:
+        storms["chart_defaults"] = run_storm(env, federation, server, plan)
+    return storms, burst
 
 
 def _jwks(federation: federation_bench.Federation, top_up_seconds: float) -> dict[str, Any]:
@@ -152,6 +239,15 @@ def _plan(connections: int, sizes: dict[str, Any]) -> LoadPlan:
         seconds=sizes["seconds"],
         max_requests=MAX_REQUESTS_PER_RUN,
         rounds=sizes["rounds"],
+    )
+
+
+def _pod_start_plan(plan: LoadPlan, sizes: dict[str, Any]) -> LoadPlan:
+    return replace(
+        plan,
+        rounds=sizes["pod_start_rounds"],
+        seconds=sizes["pod_start_seconds"],
+        fresh_connections=True,
     )
 
 

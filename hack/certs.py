@@ -1,8 +1,9 @@
 """Throw-away certificate authorities and TLS certificates for tests and the demo.
 
 Everything here is made at run time and lives only as long as the test or demo that made it: nothing
-is ever committed. Keys are ECDSA P-256 because they are generated in about a millisecond (an RSA
-key takes tens), which matters when every test builds its own CA.
+is ever committed. Keys are ECDSA P-256 by default: generated in about a millisecond (an RSA key takes
+tens), which matters when every test builds its own CA, and signed with in a fraction of the CPU an RSA
+key costs a server in every TLS handshake. ``key_type="rsa-2048"`` makes RSA ones, for comparisons.
 
 Typical use::
 
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEFAULT_LIFETIME = datetime.timedelta(days=2)
@@ -42,6 +43,9 @@ DEFAULT_LIFETIME = datetime.timedelta(days=2)
 BACKDATE = datetime.timedelta(minutes=5)
 PUBLIC_FILE_MODE = 0o644
 PRIVATE_FILE_MODE = 0o600
+KEY_TYPES = ("ec-p256", "rsa-2048")
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class CertificateError(Exception):
@@ -66,7 +70,7 @@ class CertificateAuthority:
     """A self-signed CA that can issue server and client certificates."""
 
     certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
+    private_key: PrivateKey
 
     @property
     def cert_pem(self) -> bytes:
@@ -84,6 +88,7 @@ class CertificateAuthority:
         common_name: str | None = None,
         lifetime: datetime.timedelta = DEFAULT_LIFETIME,
         client: bool = False,
+        key_type: str = "ec-p256",
     ) -> IssuedCertificate:
         """Issue a certificate for ``hosts`` (DNS names or IP addresses), signed by this CA.
 
@@ -91,7 +96,7 @@ class CertificateAuthority:
         """
         if not hosts and common_name is None:
             raise CertificateError("a certificate needs at least one host or a common name")
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = generate_key(key_type)
         now = _now()
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         builder = (
@@ -126,11 +131,22 @@ class TlsFiles:
     key_file: Path
 
 
+def generate_key(key_type: str = "ec-p256") -> PrivateKey:
+    """A fresh private key of ``key_type`` (one of ``KEY_TYPES``)."""
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "rsa-2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise CertificateError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
+
+
 def create_ca(
-    common_name: str = "esi-federation test CA", lifetime: datetime.timedelta = DEFAULT_LIFETIME
+    common_name: str = "esi-federation test CA",
+    lifetime: datetime.timedelta = DEFAULT_LIFETIME,
+    key_type: str = "ec-p256",
 ) -> CertificateAuthority:
-    """Make a new self-signed CA with a fresh key."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """Make a new self-signed CA with a fresh key of ``key_type``."""
+    key = generate_key(key_type)
     now = _now()
     cert = (
         x509.CertificateBuilder()
@@ -155,8 +171,8 @@ def load_ca(cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except ValueError as exc:
         raise CertificateError("the CA certificate or key is not valid PEM") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise CertificateError("the CA key must be an EC key made by hack.certs")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertificateError("the CA key must be an EC or RSA key made by hack.certs")
     if key.public_key() != cert.public_key():
         raise CertificateError("the CA key does not match the CA certificate")
     return CertificateAuthority(cert, key)
@@ -227,7 +243,7 @@ def _san(hosts: Sequence[str]) -> list[x509.GeneralName]:
     return names
 
 
-def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _private_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
