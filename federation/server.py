@@ -9,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 
 from federation.logs import gunicorn_logconfig
 from federation.settings import Settings
+from serving.tls import ReloadingContext
 
 WORKER_TIMEOUT_SECONDS = 30
 # Handshake and request head read in the event loop, under a deadline (README: slow clients).
@@ -41,7 +42,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "child_exit": _mark_worker_dead,
         }
         if not s.insecure_http:
-            options.update({"certfile": str(s.tls_cert), "keyfile": str(s.tls_key)})
+            cert, key = str(s.tls_cert), str(s.tls_key)
+            # One context per worker, rebuilt when the files change: gunicorn's default builds one per
+            # connection. Files that do not load stop the start-up with gunicorn's "Error: <message>".
+            options.update({"certfile": cert, "keyfile": key, "ssl_context": ReloadingContext(cert, key)})
         for key, value in options.items():
             self.cfg.set(key, value)
 

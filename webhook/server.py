@@ -7,10 +7,11 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from serving.tls import CertificateLoadError, ReloadingContext
 from webhook.app import create_app
+from webhook.errors import ConfigurationError
 from webhook.logs import logging_config
 from webhook.settings import Settings
-from webhook.tls import ReloadingContext
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -35,6 +36,10 @@ def gunicorn_options(
     *, bind: str, cert_file: str, key_file: str, workers: int, threads: int, log_level: str
 ) -> dict[str, Any]:
     """gunicorn settings for the webhook: threaded workers, TLS with reloading, JSON logs, no access log."""
+    try:
+        context = ReloadingContext(cert_file, key_file)
+    except CertificateLoadError as exc:
+        raise ConfigurationError(str(exc)) from exc
     return {
         "bind": [bind],
         "workers": workers,
@@ -42,7 +47,7 @@ def gunicorn_options(
         "worker_class": "serving.worker.BoundedThreadWorker",
         "certfile": cert_file,
         "keyfile": key_file,
-        "ssl_context": ReloadingContext(cert_file, key_file),
+        "ssl_context": context,
         "logconfig_dict": logging_config(log_level),
         "loglevel": log_level,
         "accesslog": None,

@@ -80,7 +80,7 @@ def render_files(
 def _rendered(
     chart_dir: Path, values_json: str, release: str, kube_version: str | None
 ) -> tuple[tuple[str, str], ...]:
-    # Each render generates RSA keys for the TLS Secret (about a second on a busy machine), and many
+    # Each render generates keys for the TLS Secret (up to a second on a busy machine), and many
     # tests look at the same values: render each combination once per test process.
     options: dict[str, Any] = {
         "name": release,

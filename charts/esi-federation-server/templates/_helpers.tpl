@@ -96,9 +96,10 @@ template asking for it (the Secret, NOTES) sees the same material.
 {{- $tls = dict "ca" (index $existing.data "ca.crt" | b64dec) "crt" (index $existing.data "tls.crt" | b64dec) "key" (index $existing.data "tls.key" | b64dec) }}
 {{- else }}
 {{- $days := int .Values.tls.generatedValidityDays }}
-{{- $ca := genCA (printf "%s-ca" (include "esi-federation-server.fullname" .)) $days }}
+{{- /* ECDSA P-256, not Helm's default RSA 2048: a server signs in every TLS handshake, and each pod start is a new connection. */}}
+{{- $ca := genCAWithKey (printf "%s-ca" (include "esi-federation-server.fullname" .)) $days (genPrivateKey "ecdsa") }}
 {{- $dnsNames := include "esi-federation-server.dnsNames" . | fromJsonArray }}
-{{- $cert := genSignedCert (first $dnsNames) nil $dnsNames $days $ca }}
+{{- $cert := genSignedCertWithKey (first $dnsNames) nil $dnsNames $days $ca (genPrivateKey "ecdsa") }}
 {{- $tls = dict "ca" $ca.Cert "crt" $cert.Cert "key" $cert.Key }}
 {{- end }}
 {{- $_ := set .Values "esiFederationGeneratedTLSCache" $tls }}

@@ -95,9 +95,10 @@ Secret and the MutatingWebhookConfiguration live in different templates and must
 {{- $tls = dict "ca" (index $existing.data "ca.crt" | b64dec) "crt" (index $existing.data "tls.crt" | b64dec) "key" (index $existing.data "tls.key" | b64dec) }}
 {{- else }}
 {{- $days := int .Values.tls.generatedValidityDays }}
-{{- $ca := genCA (printf "%s-ca" (include "esi-webhook.fullname" .)) $days }}
+{{- /* ECDSA P-256, not Helm's default RSA 2048: a server signs in every TLS handshake, and each pod start is a new connection. */}}
+{{- $ca := genCAWithKey (printf "%s-ca" (include "esi-webhook.fullname" .)) $days (genPrivateKey "ecdsa") }}
 {{- $dnsNames := include "esi-webhook.dnsNames" . | fromJsonArray }}
-{{- $cert := genSignedCert (index $dnsNames 2) nil $dnsNames $days $ca }}
+{{- $cert := genSignedCertWithKey (index $dnsNames 2) nil $dnsNames $days $ca (genPrivateKey "ecdsa") }}
 {{- $tls = dict "ca" $ca.Cert "crt" $cert.Cert "key" $cert.Key }}
 {{- end }}
 {{- $_ := set .Values "esiGeneratedTLSCache" $tls }}

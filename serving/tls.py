@@ -1,11 +1,15 @@
 """An SSLContext that follows its certificate and key files on disk, for gunicorn's ``ssl_context`` hook.
 
 gunicorn asks for a context for every accepted connection; its default builds a new one from the files
-each time. This keeps one context, looks at the files at most once per ``check_interval`` and builds a
-new context only when their content changed, as it does when cert-manager or a kubelet Secret update
-swaps them. Content, not mtime, decides: timestamps are too coarse to tell two quick writes apart. A pair
-that does not load (a new certificate whose key is not written yet) is logged once, and the last good
-context stays in use until the pair loads.
+each time, which costs more server CPU than the handshake itself (about 1.5 ms against 0.6 ms with an
+ECDSA P-256 key here): every esi-init opens a new connection. This keeps one context, looks at the files
+at most once per ``check_interval`` and builds a new context only when their content changed, as it does
+when cert-manager or a kubelet Secret update swaps them. Content, not mtime, decides: timestamps are too
+coarse to tell two quick writes apart. A pair that does not load (a new certificate whose key is not
+written yet) is logged once, and the last good context stays in use until the pair loads.
+
+No TLS 1.3 session tickets are issued: every esi-init is a new process with nothing to resume a session
+from, so a ticket is work and bytes for nothing (about 0.1 ms of server CPU per connection).
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from webhook.errors import ConfigurationError
-
-log = logging.getLogger("webhook.tls")
+log = logging.getLogger("serving.tls")
 
 Stamp = tuple[bytes, bytes]
+
+
+class CertificateLoadError(Exception):
+    """The certificate and key files do not load as a pair; the message names the files only."""
 
 
 class ReloadingContext:
@@ -57,7 +63,7 @@ class ReloadingContext:
     def _reload(self, stamp: Stamp) -> None:
         try:
             self._context = self._load()
-        except ConfigurationError as exc:
+        except CertificateLoadError as exc:
             self._failed_stamp = stamp
             log.warning(
                 "keeping the previous TLS certificate: %s", exc, extra={"fields": {"event": "tls_reload"}}
@@ -77,11 +83,12 @@ class ReloadingContext:
     def _load(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.num_tickets = 0
         try:
             context.load_cert_chain(self.cert_file, self.key_file)
         except (OSError, ssl.SSLError) as exc:
             # The message names the files only; ssl's own text never holds key material.
-            raise ConfigurationError(
+            raise CertificateLoadError(
                 f"cannot load TLS certificate {self.cert_file} with key {self.key_file}: "
                 f"{exc.__class__.__name__}"
             ) from exc

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from hack.certs import CertificateAuthority, client_ssl_context, create_ca, write_tls_files
-from webhook.errors import ConfigurationError
-from webhook.tls import ReloadingContext
+from serving.tls import CertificateLoadError, ReloadingContext
 
 
 def handshake_subject(server_context: ssl.SSLContext, ca: CertificateAuthority) -> bool:
@@ -81,7 +80,7 @@ def test_a_pair_that_does_not_load_keeps_the_last_good_context(tmp_path: Path) -
 
 
 def test_missing_files_fail_at_start_up(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="cannot load TLS certificate"):
+    with pytest.raises(CertificateLoadError, match="cannot load TLS certificate"):
         ReloadingContext(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
 
 
@@ -92,3 +91,9 @@ def test_the_files_are_looked_at_no_more_than_once_per_interval(tmp_path: Path) 
     first = reloading.context()
     replace_files(tmp_path, new_ca, files.cert_file, files.key_file)
     assert reloading.context() is first
+
+
+def test_no_session_tickets_are_issued(tmp_path: Path) -> None:
+    ca = create_ca()
+    files = write_tls_files(tmp_path, ca, ca.issue(["127.0.0.1"]))
+    assert ReloadingContext(str(files.cert_file), str(files.key_file)).context().num_tickets == 0
