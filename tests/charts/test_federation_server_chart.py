@@ -42,6 +42,7 @@ def test_default_render_is_deployment_service_pdb_rbac_tls_secret_and_service_ac
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Pod",  # the `helm test` hook
         "PodDisruptionBudget",
         "Role",
         "RoleBinding",

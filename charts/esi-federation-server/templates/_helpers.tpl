@@ -130,3 +130,14 @@ template asking for it (the Secret, NOTES) sees the same material.
 {{- $args = concat $args $s.extraArgs }}
 {{- toYaml $args }}
 {{- end }}
+
+{{/* The helm test's check: GET each path given on the command line; any answer but 2xx fails. */}}
+{{- define "esi-federation-server.probeScript" -}}
+import os, ssl, sys, urllib.request
+ca = os.environ["ESI_TEST_CA_FILE"]
+ca = ca if os.path.exists(ca) else None
+context = ssl.create_default_context(cafile=ca)
+for path in sys.argv[1:]:
+    with urllib.request.urlopen(os.environ["ESI_TEST_URL"] + path, context=context, timeout=10) as answer:
+        print(path, answer.status)
+{{- end }}

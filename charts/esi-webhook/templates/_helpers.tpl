@@ -195,3 +195,14 @@ has(object.metadata.annotations) && 'esi.external-secrets.io/inject' in object.m
 {{- $args = concat $args $v.server.extraArgs }}
 {{- toYaml $args }}
 {{- end }}
+
+{{/* The helm test's check: GET each path given on the command line; any answer but 2xx fails. */}}
+{{- define "esi-webhook.probeScript" -}}
+import os, ssl, sys, urllib.request
+ca = os.environ["ESI_TEST_CA_FILE"]
+ca = ca if os.path.exists(ca) else None
+context = ssl.create_default_context(cafile=ca, cadata=os.environ.get("ESI_TEST_CA") or None)
+for path in sys.argv[1:]:
+    with urllib.request.urlopen(os.environ["ESI_TEST_URL"] + path, context=context, timeout=10) as answer:
+        print(path, answer.status)
+{{- end }}
