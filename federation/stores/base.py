@@ -1,19 +1,27 @@
-"""The provider interface every store implements, and ESO's rules for picking a property.
+r"""The provider interface every store implements, and ESO's rules for picking a property.
 
 A provider reads one *key* and returns the secret's data: a mapping for map-shaped secrets (Vault KV,
 Kubernetes Secrets), or a string for single-value secrets (the fake provider). ``extract`` then applies
 ESO's remote-reference semantics, so each provider only has to know how to read.
+
+A property names a top-level field; when no field has that exact name, it is read as ESO reads it with
+gjson: a path of dot-separated steps (``a.b.c``; ``\.`` is a dot inside a name; a number indexes a
+list), descending into values that are JSON text too (a Kubernetes Secret's ``config`` key holding a
+JSON document). gjson's query syntax (``*``, ``?``, ``#``, ``|``, ``@``) is refused with a message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from federation.errors import SecretNotFound
+from federation.errors import BadRequest, SecretNotFound
 
 SecretData = Mapping[str, Any] | str
+_QUERY = re.compile(r"(?<!\\)[*?#|@!]")
+_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 
 
 class Provider(Protocol):
@@ -41,10 +49,35 @@ def extract(data: SecretData, key: str, prop: str | None) -> str:
     if prop is None:
         return data if isinstance(data, str) else json.dumps(data, sort_keys=True)
     mapping = _as_mapping(data, key)
-    if prop not in mapping:
-        raise SecretNotFound(f"property {prop!r} of key {key!r} does not exist")
-    value = mapping[prop]
+    value = mapping[prop] if prop in mapping else _walk(mapping, prop, key)
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _walk(mapping: Mapping[str, Any], prop: str, key: str) -> Any:
+    """The value at the gjson-style path ``prop`` (``a.b.0.c``)."""
+    if _QUERY.search(prop):
+        raise BadRequest(
+            f"property {prop!r}: gjson queries (*, ?, #, |, @, !) are not supported; "
+            "use a path of names and list indexes (a.b.0.c)"
+        )
+    steps = [step.replace("\\.", ".") for step in _UNESCAPED_DOT.split(prop)]
+    missing = SecretNotFound(f"property {prop!r} of key {key!r} does not exist")
+    if len(steps) < 2 or not all(steps):
+        raise missing  # one step (a plain missing name), or an empty step (a..b, .a)
+    node: Any = mapping
+    for step in steps:
+        if isinstance(node, str):
+            try:
+                node = json.loads(node)
+            except ValueError:
+                raise missing from None
+        if isinstance(node, Mapping) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        else:
+            raise missing
+    return node
 
 
 def _as_mapping(data: SecretData, key: str) -> Mapping[str, Any]:

@@ -14,10 +14,11 @@ import pytest
 
 from federation.config.holder import ConfigHolder
 from federation.config.manifests import load_directory
-from federation.errors import StoreError
+from federation.errors import BadRequest, SecretNotFound, StoreError
 from federation.main import main
 from federation.metrics import Metrics
 from federation.settings import Settings
+from federation.stores.base import extract
 from federation.stores.registry import StoreRegistry
 
 TOKEN_SECRET = """
@@ -486,3 +487,39 @@ def test_the_fake_provider_answers_the_unversioned_entry_else_the_newest(
     config = load_directory(tmp_path / "m")
     provider = StoreRegistry(Settings()).provider(config, "fake")
     assert (provider.read("/foo/bar"), provider.read("/foo/baz")) == ("HELLO10", "unversioned")
+
+
+NESTED = """
+apiVersion: external-secrets.io/v1
+kind: ClusterSecretStore
+metadata: {name: fake}
+spec:
+  provider:
+    fake:
+      data:
+      - key: /app/config
+        value: '{"db": {"hosts": ["db-0", "db-1"], "port": 5432}, "dotted.name": {"k": "v"}, "a.b": "flat"}'
+"""
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [("db.hosts.1", "db-1"), ("db.port", "5432"), ("dotted\\.name.k", "v"), ("a.b", "flat")],
+)
+def test_a_property_is_a_gjson_style_path_when_no_field_has_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prop: str, value: str
+) -> None:
+    assert _check(tmp_path, NESTED, capsys) == (0, [], [])
+    config = load_directory(tmp_path / "m")
+    data = StoreRegistry(Settings()).provider(config, "fake").read("/app/config")
+    assert extract(data, "/app/config", prop) == value
+
+
+def test_a_gjson_query_is_refused_and_a_missing_path_is_not_found() -> None:
+    data = {"db": {"hosts": ["db-0"]}, "config": '{"mode": "json-in-a-string"}'}
+    assert extract(data, "k", "config.mode") == "json-in-a-string"
+    with pytest.raises(BadRequest, match=r"gjson queries \(\*, \?, #, \|, @, !\) are not supported"):
+        extract(data, "k", "db.hosts.#")
+    for missing in ("db.hosts.3", "db..hosts", "db.users", "config.mode.deeper"):
+        with pytest.raises(SecretNotFound):
+            extract(data, "k", missing)

@@ -167,3 +167,13 @@ def test_a_refused_token_is_a_store_error_without_the_token(bao: OpenBao) -> Non
         provider.read("db-credentials")
     assert refused.value.status == 502
     assert "not-a-real-token-value" not in str(refused.value)
+
+
+def test_a_nested_property_path_is_read_as_eso_reads_it_with_gjson(
+    bao: OpenBao, source: ConfigSource
+) -> None:
+    data = vault_provider(bao.address, ROOT_AUTH, source, path="secret").read("app/settings")
+    assert extract(data, "app/settings", "nested.hosts.1") == "b"
+    assert json.loads(extract(data, "app/settings", "nested.hosts")) == ["a", "b"]
+    with pytest.raises(SecretNotFound, match=r"'nested\.ports'"):
+        extract(data, "app/settings", "nested.ports")
