@@ -10,6 +10,13 @@ from __future__ import annotations
 
 GENERATOR_PREFIX = "generator:"
 
+LINE_SEPARATOR = "\n"
+"""What separates the entries of ``ESI_FILES`` / ``ESI_ENV``, and nothing else does."""
+
+# Every character ``str.splitlines`` splits at. None may appear inside an entry or a reference: an
+# esi-cli that split at one of them would read entries the webhook never checked.
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
 
 class ReferenceError(ValueError):
     """A reference that cannot be parsed; the message names the reference and the problem."""
@@ -93,15 +100,42 @@ class SecretRef:
         return SecretRef(store, self.key, self.property)
 
 
+def join_lines(entries: list[str]) -> str:
+    """The value of ``ESI_FILES`` / ``ESI_ENV`` holding ``entries`` (each checked by ``split_lines``)."""
+    return LINE_SEPARATOR.join(entries)
+
+
+def split_lines(text: str) -> list[str]:
+    """The entries of ``ESI_FILES`` / ``ESI_ENV``: one per ``\n``; blanks around them and empty lines
+    are ignored. Any other line boundary inside an entry is an error, never a separator."""
+    entries = []
+    for number, line in enumerate(text.split(LINE_SEPARATOR), start=1):
+        entry = line.strip()
+        if not entry:
+            continue
+        if has_line_break(entry):
+            raise ReferenceError(f"line {number}: {entry!r} holds a line break other than \\n")
+        entries.append(entry)
+    return entries
+
+
+def has_line_break(text: str) -> bool:
+    """Whether ``text`` holds any character at which Python (``str.splitlines``) ends a line."""
+    return any(char in LINE_BREAKS for char in text)
+
+
 def parse_ref(text: str, default_store: str | None = None) -> SecretRef:
     """Parse ``[store:]key[.property]``; ``key#property`` when the key itself holds a dot.
 
     The split is at the first ``:`` for the store, then at ``#`` if present, else at the last dot.
-    A bare ``key`` stands for the whole secret. Empty parts are errors.
+    A bare ``key`` stands for the whole secret. Empty parts are errors, and so is a line break or any
+    other control character inside the reference (blanks around it are ignored).
     """
     raw = text.strip()
     if not raw:
         raise ReferenceError("empty reference")
+    if any(char in LINE_BREAKS or char < " " or char == "\x7f" for char in raw):
+        raise ReferenceError(f"reference {raw!r}: a reference is one line without control characters")
     if raw.startswith(GENERATOR_PREFIX):
         return _parse_generator_ref(raw)
     store: str | None = None

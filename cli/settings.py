@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from cli.durations import parse_duration
 from cli.errors import UsageError
-from cli.refs import ReferenceError, SecretRef, parse_ref
+from cli.refs import ReferenceError, SecretRef, parse_ref, split_lines
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -204,11 +204,6 @@ def file_path(directory: str, path: str, text: str) -> str:
     return os.path.normpath(os.path.join(os.path.abspath(directory), path))
 
 
-def split_lines(text: str) -> list[str]:
-    """Entries of ``ESI_ENV`` / ``ESI_FILES``: one per line, surrounding blanks and empty lines ignored."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def _bindings(
     values: Mapping[str, object], environ: Mapping[str, str], name: str, shape: str
 ) -> list[tuple[str, str, str]]:
@@ -216,7 +211,10 @@ def _bindings(
     if isinstance(given, list) and given:
         entries = [str(entry) for entry in given]
     else:
-        entries = split_lines(environ.get(ENV_VARS[name], ""))
+        try:
+            entries = split_lines(environ.get(ENV_VARS[name], ""))
+        except ReferenceError as exc:
+            raise UsageError(f"{ENV_VARS[name]}: {exc}") from None
     result = []
     for entry in entries:
         target, separator, ref = entry.partition("=")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cli.durations import parse_duration
-from cli.refs import ReferenceError, SecretRef, parse_ref
+from cli.refs import ReferenceError, SecretRef, has_line_break, parse_ref
 from webhook.errors import PodRejected
 
 PREFIX = "esi.external-secrets.io/"
@@ -145,7 +145,7 @@ def _parse_store(annotations: Mapping[str, str]) -> str | None:
     if STORE not in annotations:
         return None
     store = annotations[STORE].strip()
-    if not store or any(char in store for char in ":#\n"):
+    if not store or any(char in store for char in ":#") or not store.isprintable():
         raise PodRejected(f"annotation {STORE}: {annotations[STORE]!r} is not a store name")
     return store
 
@@ -158,7 +158,7 @@ def _parse_refs(
         if not key.startswith(prefix) or key in _KNOWN_KEYS:
             continue
         name = key[len(prefix) :]
-        if not name_pattern.match(name):
+        if not name_pattern.fullmatch(name):
             raise PodRejected(f"annotation {key}: {name!r} is not {what}")
         _check_ref(key, annotations[key], store)
         # esi-cli parses the very text the user wrote, with the same parser, so nothing is lost in between.
@@ -167,8 +167,8 @@ def _parse_refs(
 
 
 def _check_ref(key: str, text: str, store: str | None) -> SecretRef:
-    if "\n" in text:
-        # esi-cli reads its references one per line.
+    if has_line_break(text):
+        # esi-cli reads its references one per line (the same grammar: cli/refs.py).
         raise PodRejected(f"annotation {key}: a reference is a single line")
     try:
         ref = parse_ref(text)
@@ -198,7 +198,7 @@ def _parse_secrets_dir(annotations: Mapping[str, str]) -> str:
 
 def _parse_file_mode(annotations: Mapping[str, str]) -> str:
     raw = annotations.get(FILE_MODE, DEFAULT_FILE_MODE).strip()
-    if not _FILE_MODE.match(raw):
+    if not _FILE_MODE.fullmatch(raw):
         raise PodRejected(f"annotation {FILE_MODE}: {raw!r} is not an octal file mode such as 0440")
     return "0" + raw[-3:]
 
@@ -210,7 +210,7 @@ def _parse_containers(annotations: Mapping[str, str]) -> tuple[str, ...] | None:
     if not all(names):
         raise PodRejected(f"annotation {CONTAINERS}: {annotations[CONTAINERS]!r} holds an empty name")
     for name in names:
-        if not _CONTAINER_NAME.match(name):
+        if not _CONTAINER_NAME.fullmatch(name):
             raise PodRejected(f"annotation {CONTAINERS}: {name!r} is not a container name")
     return tuple(dict.fromkeys(names))
 

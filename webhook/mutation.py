@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cli.refs import join_lines
 from webhook import annotations as notes
 from webhook.annotations import InjectionSpec
 from webhook.errors import BadReview, PodRejected
@@ -220,7 +221,7 @@ def _base_env(spec: InjectionSpec, settings: Settings, server: str) -> list[Json
 
 
 def _lines(refs: Sequence[tuple[str, str]]) -> str:
-    return "\n".join(f"{name}={ref}" for name, ref in refs)
+    return join_lines([f"{name}={ref}" for name, ref in refs])
 
 
 def _server_ca_env(settings: Settings) -> list[Json]:
