@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
 
 from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable
@@ -41,6 +42,7 @@ JWKS_ACCEPT = "application/jwk-set+json, application/json"
 MIN_RSA_BITS = 2048
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256"})
 EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384"}
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
 class JwksFetchError(Exception):
@@ -57,11 +59,35 @@ class VerificationKey:
     algorithms: frozenset[str]
 
 
-def thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint (SHA-256, base64url) of an RSA or EC public JWK."""
-    members = ("e", "kty", "n") if jwk.get("kty") == "RSA" else ("crv", "kty", "x", "y")
-    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+def thumbprint(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url) of a public key, computed from its numbers.
+
+    Not from the JWK's text: the same RSA modulus written with a leading zero byte, or an EC coordinate
+    without its leading zeros, is still the same key, and must be seen as shared.
+    """
+    members: dict[str, str]
+    if isinstance(public_key, rsa.RSAPublicKey):
+        rsa_numbers = public_key.public_numbers()
+        members = {"e": _b64_int(rsa_numbers.e), "kty": "RSA", "n": _b64_int(rsa_numbers.n)}
+    else:
+        ec_numbers = public_key.public_numbers()
+        size = (public_key.curve.key_size + 7) // 8
+        members = {
+            "crv": _CURVE_NAMES[public_key.curve.name],
+            "kty": "EC",
+            "x": _b64(ec_numbers.x.to_bytes(size, "big")),
+            "y": _b64(ec_numbers.y.to_bytes(size, "big")),
+        }
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def _b64_int(value: int) -> str:
+    return _b64(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def parse_jwks(document: Any) -> dict[str, VerificationKey]:
@@ -74,7 +100,7 @@ def parse_jwks(document: Any) -> dict[str, VerificationKey]:
     for jwk in document["keys"]:
         try:
             key = _verification_key(jwk)
-        except (JwksFetchError, KeyError, ValueError, TypeError) as exc:
+        except (JwksFetchError, InvalidKeyError, KeyError, ValueError, TypeError) as exc:
             log.warning("skipping a JWKS key", extra={"reason": str(exc)})
             continue
         keys[key.kid] = key
@@ -106,7 +132,7 @@ def _verification_key(jwk: Any) -> VerificationKey:
         if jwk["alg"] not in allowed:
             raise JwksFetchError(f"key {jwk['kid']!r}: algorithm {jwk['alg']!r} is not allowed for {kty}")
         allowed = frozenset({jwk["alg"]})
-    return VerificationKey(jwk["kid"], thumbprint(jwk), public_key, allowed)
+    return VerificationKey(jwk["kid"], thumbprint(public_key), public_key, allowed)
 
 
 def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:

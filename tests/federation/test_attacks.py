@@ -387,3 +387,27 @@ def test_a_key_published_by_two_federations_is_refused_in_both(
     metrics = get(stack, "/metrics").text
     for name in ("epsilon-1", "epsilon-2"):
         assert metric_value(metrics, "esi_federation_jwks_duplicate_keys", {"federation": name}) == 1
+
+
+def test_a_key_published_twice_with_a_leading_zero_in_its_modulus_is_still_refused(
+    stack: FederationStack, issuers: ExitStack
+) -> None:
+    tokens = TokenIssuer("https://zeta.example")
+    one, two = _start(issuers, tokens, host="127.0.0.10"), _start(issuers, tokens, host="127.0.0.11")
+    jwk = tokens.jwks()["keys"][0]
+    modulus = base64.urlsafe_b64decode(jwk["n"] + "=" * (-len(jwk["n"]) % 4))
+    padded = base64.urlsafe_b64encode(b"\0" + modulus).rstrip(b"=").decode()
+    two.set_jwks_behaviour(JwksBehaviour(body=json.dumps({"keys": [{**jwk, "n": padded}]}).encode()))
+    documents = []
+    for name, cluster in (("zeta-1", one), ("zeta-2", two)):
+        documents += [
+            cluster.federation_manifest(name, audiences=[AUDIENCE]),
+            authorization(f"allow-{name}", federation=name, issuer=tokens.issuer),
+        ]
+    _register(stack, "zeta.yaml", *documents)
+    token = _mint(one)
+    for hint in ({"cluster": "zeta-1"}, {}, {"cluster": "zeta-2"}):
+        assert post_secrets(stack, token, {**hint, "secrets": [PASSWORD]}).status_code == 401, hint
+    metrics = get(stack, "/metrics").text
+    for name in ("zeta-1", "zeta-2"):
+        assert metric_value(metrics, "esi_federation_jwks_duplicate_keys", {"federation": name}) == 1

@@ -256,6 +256,40 @@ def test_check_reports_a_key_published_by_two_federations(
     assert "alpha, beta publish the same key" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_check_sees_one_key_written_two_ways_as_shared(
+    algorithm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hack.sa_tokens import generate_signing_key  # noqa: PLC0415
+
+    jwk = generate_signing_key(algorithm).public_jwk()
+    # The same numbers with a leading zero byte: different JWK text, the same key.
+    member = "n" if algorithm == "RS256" else "x"
+    padded = {**jwk, member: _b64(b"\0" + _unb64(jwk[member]))}
+    assert padded[member] != jwk[member]
+    directory = _write(
+        tmp_path / "m",
+        _federation("alpha", jwks={"keys": [jwk]}),
+        _federation("beta", jwks={"keys": [padded]}),
+    )
+    assert main(["check", "--manifests", str(directory)]) == 1
+    out = capsys.readouterr().out
+    if algorithm == "RS256":
+        assert "alpha, beta publish the same key" in out
+    else:
+        # A padded EC coordinate is refused by the JWK parser, as a key: beta holds no usable key.
+        assert "KubernetesFederation beta" in out
+        assert "no usable signing key" in out
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def test_check_reports_bad_yaml_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "m"
     shutil.copytree(EXAMPLES, directory)
