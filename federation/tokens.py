@@ -29,6 +29,8 @@ from federation.settings import Settings
 MAX_TOKEN_BYTES = 16 * 1024
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
 LEGACY_ISSUER = "kubernetes/serviceaccount"
+# Time claims beyond 2**53 s (JSON's exact integers; 285 million years) are refused as malformed.
+MAX_TIME_CLAIM = 2**53
 SUBJECT = re.compile(r"^system:serviceaccount:(?P<namespace>[^:]+):(?P<name>[^:]+)$")
 _PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 _PEM_END = "-----END CERTIFICATE-----"
@@ -328,4 +330,9 @@ def check_subject(claims: Mapping[str, Any]) -> tuple[str, str]:
 
 def _is_number(value: object) -> TypeGuard[float]:
     # JSON parsers accept NaN and Infinity; NaN compares false with everything and would pass each check.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # A 400-digit integer is valid JSON too, but overflows as soon as it meets a float: bounded first.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return -MAX_TIME_CLAIM <= value <= MAX_TIME_CLAIM
+    return math.isfinite(value) and -MAX_TIME_CLAIM <= value <= MAX_TIME_CLAIM

@@ -176,6 +176,10 @@ BAD_TOKENS: dict[str, Callable[[FederationStack], str]] = {
     "not a JWT": _garbage,
     "deeply nested JSON in the header": _deeply_nested_header,
     "deeply nested JSON in the claims": _deeply_nested_claims,
+    "400-digit exp": lambda stack: _signed(stack, exp=10**400),
+    "400-digit negative iat": lambda stack: _signed(stack, iat=-(10**400)),
+    "400-digit nbf": lambda stack: _signed(stack, nbf=10**400),
+    "exp just past 2**53": lambda stack: _signed(stack, exp=2**53 + 1),
 }
 
 
