@@ -263,7 +263,7 @@ def _check(
     The samples name the pod and what was wrong, never a value.
     """
     expected = {f"{key}.{prop}": values[key][prop].encode() for key, prop in manifests.REFERENCES}
-    errors, samples = 0, []
+    errors, samples = 0, list[str]()
     for index, (run, command) in enumerate(zip(runs, commands, strict=True)):
         problem = None
         if run.returncode != 0:

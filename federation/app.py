@@ -22,12 +22,21 @@ from federation.service import FederationService
 from federation.settings import Settings, parse_duration
 from federation.stores.reader import StoreReader
 from federation.stores.registry import StoreRegistry
+from federation.stores.shared_reads import SharedReads
 from federation.tokenreview import TokenReviewer
 from federation.tokens import TokenVerifier
 
 
-def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetch_jwks) -> Flask:
-    """Build the federation server's app and start its configuration source."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    jwks_fetcher: Fetcher = fetch_jwks,
+    shared_reads: SharedReads | None = None,
+) -> Flask:
+    """Build the federation server's app and start its configuration source.
+
+    ``shared_reads``: the table the workers of ``esi-federation serve`` share store reads through.
+    """
     settings = settings or settings_from_environment()
     metrics = Metrics()
     holder = ConfigHolder(metrics)
@@ -36,7 +45,7 @@ def create_app(settings: Settings | None = None, *, jwks_fetcher: Fetcher = fetc
     service = FederationService(
         holder=holder,
         verifier=TokenVerifier(settings, keys),
-        reader=StoreReader(registry, metrics, settings.store_cache_ttl),
+        reader=StoreReader(registry, metrics, settings.store_cache_ttl, shared=shared_reads),
         limiter=RateLimiter(settings.rate_limit / settings.workers),
         metrics=metrics,
         reviewer=TokenReviewer(settings),
@@ -81,6 +90,6 @@ def settings_from_environment() -> Settings:
         audience=env.get("ESI_FEDERATION_AUDIENCE", Settings.audience),
         max_token_lifetime=parse_duration(env.get("ESI_FEDERATION_MAX_TOKEN_LIFETIME", "1h")),
         rate_limit=float(env.get("ESI_FEDERATION_RATE_LIMIT", Settings.rate_limit)),
-        store_cache_ttl=parse_duration(env.get("ESI_FEDERATION_STORE_CACHE_TTL", "0")),
+        store_cache_ttl=parse_duration(env.get("ESI_FEDERATION_STORE_CACHE_TTL", "1s")),
         insecure_http=True,
     )

@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         default=Settings.store_cache_ttl,
         metavar="DURATION",
-        help="keep store reads this long; 0 turns caching off (identical reads in flight are merged "
-        "anyway) (default: %(default)s)",
+        help="serve a store's answer for this long after its read started, to every worker; 0 turns "
+        "caching off (identical reads in flight are merged anyway) (default: %(default)gs)",
     )
     serve.add_argument(
         "--reload-interval",

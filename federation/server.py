@@ -9,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 
 from federation.logs import gunicorn_logconfig
 from federation.settings import Settings
+from federation.stores.shared_reads import SharedReads
 from serving.tls import ReloadingContext
 
 WORKER_TIMEOUT_SECONDS = 30
@@ -21,6 +22,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # Made in the master, before the fork, so that every worker maps the same table.
+        self._shared_reads = SharedReads.create(
+            pending_limit=settings.store_connect_timeout + settings.store_read_timeout
+        )
         super().__init__()
 
     def load_config(self) -> None:
@@ -55,7 +60,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         from federation.logs import configure_logging  # noqa: PLC0415
 
         configure_logging(self._settings.log_level)
-        return create_app(self._settings)
+        return create_app(self._settings, shared_reads=self._shared_reads)
 
 
 def _mark_worker_dead(server: Any, worker: Any) -> None:

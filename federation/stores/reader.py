@@ -1,8 +1,16 @@
-"""Reads through the providers, merging identical reads in flight and, optionally, caching them.
+"""Reads through the providers, merging identical reads in flight and caching answers for a short time.
 
 Fifty pods that start at the same moment ask for the same key: the first read goes to the store and
-the other forty-nine wait for its answer. With ``--store-cache-ttl`` > 0 an answer is also kept that
-long (trade-off: a rotated secret is served stale for up to the TTL). Errors are never cached.
+the other forty-nine wait for its answer. A rollout's pods do not all arrive in the same instant, so
+an answer is also kept for ``--store-cache-ttl`` (default 1 s), counted from the moment its read was
+sent to the store. Under gunicorn the workers share both through ``SharedReads``: one read per key,
+not one per worker.
+
+The exact bound: every answer comes from a store read that started at most the TTL before the request
+asked for it, or that was still running when the request asked. With ``--store-cache-ttl 0`` only the
+second half holds. Errors are never cached. Nothing about *who* may read is cached here: the service
+decides authorization for every request before it asks the reader, so a revoked grant is refused at
+once; only a secret's value can be up to the TTL older than the store's.
 """
 
 from __future__ import annotations
@@ -11,18 +19,24 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import cast
 
 from federation.config.model import Configuration
 from federation.errors import FederationError, StoreError
 from federation.metrics import Metrics
 from federation.stores.base import SecretData
 from federation.stores.registry import StoreRegistry
+from federation.stores.shared_reads import Claim, SharedReads
 
 _Key = tuple[str, str]
+# How often a worker looks whether another worker's read of its key has finished.
+SHARED_POLL_SECONDS = 0.002
+# Expired answers are dropped from memory once the cache holds more keys than this.
+PRUNE_ABOVE = 256
 
 
 class StoreReader:
-    """``read(store, key)`` with in-flight merging and an optional TTL cache."""
+    """``read(store, key)`` with in-flight merging and a short cache, shared by workers when given a table."""
 
     def __init__(
         self,
@@ -30,11 +44,16 @@ class StoreReader:
         metrics: Metrics,
         cache_ttl: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: SharedReads | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._registry = registry
         self._metrics = metrics
         self._cache_ttl = cache_ttl
         self._clock = clock
+        self._shared = shared
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._in_flight: dict[_Key, Future[SecretData]] = {}
         self._cache: dict[_Key, tuple[float, SecretData]] = {}
@@ -54,8 +73,9 @@ class StoreReader:
         if not leader:
             self._metrics.store_merged_reads.labels(store, "in_flight").inc()
             return pending.result()
+        expires = 0.0
         try:
-            data = self._read_from_store(config, store, key)
+            data, expires = self._read_once(config, store, key)
         except BaseException as exc:
             pending.set_exception(exc)
             raise
@@ -65,10 +85,47 @@ class StoreReader:
         finally:
             with self._lock:
                 del self._in_flight[wanted]
-                if self._cache_ttl > 0 and not pending.exception():
-                    self._cache[wanted] = (self._clock() + self._cache_ttl, pending.result())
+                if expires > self._clock():
+                    self._cache[wanted] = (expires, pending.result())
+                    self._prune()
+
+    def _read_once(self, config: Configuration, store: str, key: str) -> tuple[SecretData, float]:
+        """The answer and until when it may be served: from another worker, or read here and shared."""
+        if self._shared is None:
+            started = self._clock()
+            return self._read_from_store(config, store, key), started + self._cache_ttl
+        shared = self._shared
+        claim = shared.claim(store, key, self._clock())
+        how = "in_flight" if claim.kind == "wait" else "cache"
+        while claim.kind == "wait":
+            self._sleep(SHARED_POLL_SECONDS)
+            claim = shared.claim(store, key, self._clock(), waiting_for=claim.started)
+        if claim.kind == "hit":
+            self._metrics.store_merged_reads.labels(store, how).inc()
+            return cast(SecretData, claim.data), claim.expires
+        return self._lead(shared, config, store, key, claim)
+
+    def _lead(
+        self, shared: SharedReads, config: Configuration, store: str, key: str, claim: Claim
+    ) -> tuple[SecretData, float]:
+        """Read for every worker: the answer is published, or the slot freed when the read fails."""
+        try:
+            data = self._read_from_store(config, store, key)
+        except BaseException:
+            shared.abandon(store, key, claim)
+            raise
+        expires = claim.started + self._cache_ttl
+        shared.publish(store, key, claim, expires, data)
+        return data, expires
+
+    def _prune(self) -> None:
+        if len(self._cache) > PRUNE_ABOVE:
+            now = self._clock()
+            for stale in [k for k, (expires, _) in self._cache.items() if expires <= now]:
+                del self._cache[stale]
 
     def _read_from_store(self, config: Configuration, store: str, key: str) -> SecretData:
+        """One read sent to the store, counted and timed."""
         provider = self._registry.provider(config, store)
         started = time.perf_counter()
         result = "ok"

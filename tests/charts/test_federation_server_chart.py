@@ -71,7 +71,7 @@ def test_the_server_runs_two_replicas_in_kubernetes_mode_with_the_design_flags()
         "--rate-limit",
         "50",
         "--store-cache-ttl",
-        "0",
+        "1s",
         "--workers",
         "2",
         "--threads",
