@@ -9,6 +9,7 @@ import json
 import logging
 import logging.config
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ class JsonFormatter(logging.Formatter):
     """Format a record as one JSON line: time, level, logger, message, then the record's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Return the record as compact JSON, with the exception (if any) as text in ``error``."""
+        """Return the record as compact JSON; an exception as its type (``error``) and frames."""
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -31,8 +32,11 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type and the frames, never the message: it may quote the request (a pod's env values).
+            kind, _, trace = record.exc_info
+            line["error"] = kind.__name__
+            line["frames"] = "".join(traceback.format_tb(trace)) if trace else ""
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
