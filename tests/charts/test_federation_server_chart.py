@@ -42,6 +42,7 @@ def test_default_render_is_deployment_service_pdb_rbac_tls_secret_and_service_ac
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "NetworkPolicy",
         "Pod",  # the `helm test` hook
         "PodDisruptionBudget",
         "Role",
@@ -221,3 +222,27 @@ def test_notes_tell_how_to_hand_the_ca_to_client_clusters() -> None:
     text = notes(SERVER_CHART)
     assert "federation.serverCA" in text
     assert "kubectl apply -f examples/cluster-main/client-cluster-alpha.yaml" in text
+
+
+def test_the_network_policy_admits_the_https_port_and_leaves_egress_open_by_default() -> None:
+    objects = render(SERVER_CHART)
+    policy = one(objects, "NetworkPolicy")
+    pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+
+
+def test_listed_egress_rules_restrict_egress_to_them_and_dns() -> None:
+    rule = {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 8200, "protocol": "TCP"}]}
+    values = {"networkPolicy": {"egress": [rule], "ingressFrom": [{"namespaceSelector": {}}]}}
+    policy = one(render(SERVER_CHART, values), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    dns, listed = policy["spec"]["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53}
+    assert listed == rule
+    assert policy["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {}}]
+
+
+def test_the_network_policy_can_be_turned_off() -> None:
+    assert "NetworkPolicy" not in kinds(render(SERVER_CHART, {"networkPolicy": {"enabled": False}}))

@@ -61,6 +61,7 @@ def test_default_render_is_deployment_service_pdb_webhook_tls_secret_and_service
     assert kinds(objects) == [
         "Deployment",
         "MutatingWebhookConfiguration",
+        "NetworkPolicy",
         "Pod",  # the `helm test` hook
         "PodDisruptionBudget",
         "Secret",
