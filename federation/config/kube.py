@@ -35,6 +35,7 @@ from federation.config.parse import AUTHORIZATION_API, FEDERATION_API, STORE_API
 from federation.errors import ConfigurationError
 from federation.jwks import JwksRegistry
 from federation.settings import Settings
+from federation.stores.kubernetes import points_at_cluster_main
 from federation.stores.registry import referenced_secrets
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelect
                         (config_maps if ref.kind == CONFIG_MAPS.kind else names).add(
                             (ref.namespace, ref.name)
                         )
-                if kind == "kubernetes":
+                if kind == "kubernetes" and points_at_cluster_main(provider):
                     namespaces.add(str(provider.get("remoteNamespace") or "default"))
     return SecretSelection(frozenset(names), frozenset(namespaces), frozenset(config_maps))
 

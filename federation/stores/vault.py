@@ -19,19 +19,11 @@ KV v2) and ``stores.base.extract`` picks properties from it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import logging
-import os
-import ssl
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -39,9 +31,10 @@ import hvac
 import hvac.exceptions
 import requests
 
-from federation.config.model import CONFIG_MAP, SECRET, Configuration, SecretKeyRef, StoreConfig
+from federation.config.model import Configuration, StoreConfig
 from federation.errors import FederationError, SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
+from federation.stores.connection import ca_pem, client_tls_context, https_session
 from federation.stores.vault_auth import (
     Auth,
     Login,
@@ -124,21 +117,10 @@ class VaultProvider:
         self._store = store
         self._auth = auth
         self._clock = clock
-        self._ca_file = _write_ca_file(store.ca_pem) if store.ca_pem else None
-        if self._ca_file is not None:
-            # Removed once nothing uses the provider any more: a read still running after close()
-            # may need the file to open a new connection.
-            weakref.finalize(self, _remove_file, self._ca_file)
-        session = requests.Session()
-        # The environment (proxies, REQUESTS_CA_BUNDLE) is read once here: requests would read it again
-        # on every request, which costs about a third of a read's time.
-        session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(store.server)
-        session.verify = self._ca_file or _environment_ca_bundle() or True
-        session.headers.update(store.headers)
         client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else store.client_cert
-        if client_cert is not None:
-            session.mount("https://", _ClientCertAdapter(client_tls_context(store.name, client_cert)))
+        where = f"vault store {store.name!r}"
+        session, self._ca_file = https_session(self, where, store.server, store.ca_pem, client_cert)
+        session.headers.update(store.headers)
         self._client = hvac.Client(
             url=store.server,
             token="",  # never the VAULT_TOKEN of the environment: tokens go per request
@@ -369,24 +351,6 @@ def _translate(exc: Exception, store: str, action: str) -> FederationError:
     return StoreError(f"{where}: Vault answered with an error ({type(exc).__name__}) to {action}")
 
 
-def _environment_ca_bundle() -> str | None:
-    """The CA bundle requests would take from the environment when no CA is configured."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
-
-
-def _remove_file(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _write_ca_file(pem: bytes) -> str:
-    # requests verifies against a file; the bundle holds public certificates only.
-    handle, name = tempfile.mkstemp(prefix="esi-vault-ca-", suffix=".pem")
-    with os.fdopen(handle, "wb") as file:
-        file.write(pem)
-    return name
-
-
 def parse_store(store: StoreConfig, snapshot: Configuration) -> VaultStore:
     """The connection settings of ``store``; ``StoreError`` explains a spec that cannot work."""
     spec, where = store.spec, f"vault store {store.name!r}"
@@ -408,14 +372,14 @@ def parse_store(store: StoreConfig, snapshot: Configuration) -> VaultStore:
     namespace = spec.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise StoreError(f"{where}: namespace must be a non-empty string")
-    ca_pem = _ca_pem(where, spec, snapshot)
+    ca = ca_pem(where, spec, snapshot)
     return VaultStore(
         store.name,
         server.rstrip("/"),
         mount,
         version,
         namespace,
-        ca_pem,
+        ca,
         _headers(where, spec),
         _transport_certificate(where, spec.get("tls"), snapshot),
     )
@@ -435,37 +399,6 @@ def _transport_certificate(where: str, tls: Any, snapshot: Configuration) -> tup
     )
 
 
-class _ClientCertAdapter(requests.adapters.HTTPAdapter):
-    """Connections that present a client certificate, held in an ``SSLContext`` (never in a file)."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
-def client_tls_context(store: str, pair: tuple[bytes, bytes]) -> ssl.SSLContext:
-    """An ``SSLContext`` holding the client certificate and key (PEM). Python loads them only from
-    files: they are written to a private temporary directory and removed at once."""
-    context = ssl.create_default_context()
-    with tempfile.TemporaryDirectory(prefix="esi-vault-client-") as directory:
-        cert_file, key_file = Path(directory, "tls.crt"), Path(directory, "tls.key")
-        for path, pem in ((cert_file, pair[0]), (key_file, pair[1])):
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-                file.write(pem)
-        try:
-            context.load_cert_chain(cert_file, key_file)
-        except ssl.SSLError:
-            raise StoreError(
-                f"vault store {store!r}: the client certificate and key do not load (not PEM, an "
-                "encrypted key, or a key that is not the certificate's)"
-            ) from None
-    return context
-
-
 def _headers(where: str, spec: Mapping[str, Any]) -> dict[str, str]:
     headers = spec.get("headers") or {}
     if not isinstance(headers, dict) or not all(
@@ -477,36 +410,6 @@ def _headers(where: str, spec: Mapping[str, Any]) -> dict[str, str]:
     return dict(headers)
 
 
-def _ca_pem(where: str, spec: Mapping[str, Any], snapshot: Configuration) -> bytes | None:
-    pems = []
-    if spec.get("caBundle") is not None:
-        try:
-            pems.append(base64.b64decode(str(spec["caBundle"]), validate=True))
-        except (binascii.Error, ValueError):
-            raise StoreError(f"{where}: caBundle must be the base64 of PEM certificates") from None
-    provider = spec.get("caProvider")
-    if provider is not None:
-        pems.append(_ca_from_provider(where, provider, snapshot))
-    if any(b"-----BEGIN CERTIFICATE-----" not in pem for pem in pems):
-        raise StoreError(f"{where}: the CA given by caBundle/caProvider holds no PEM certificate")
-    return b"\n".join(pems) if pems else None
-
-
-def _ca_from_provider(where: str, provider: Any, config: Configuration) -> bytes:
-    if not isinstance(provider, dict) or provider.get("type") not in (SECRET, CONFIG_MAP):
-        raise StoreError(f"{where}: caProvider needs type (Secret or ConfigMap), name, namespace and key")
-    kind = str(provider["type"])
-    parts = [provider.get(part) for part in ("name", "namespace", "key")]
-    if not all(isinstance(part, str) and part for part in parts):
-        raise StoreError(f"{where}: caProvider ({kind}) needs name, namespace and key")
-    name, namespace, key = (str(part) for part in parts)
-    ref = SecretKeyRef(name, namespace, key, kind)
-    value = config.secret_value(ref)
-    if value is None:
-        raise StoreError(f"{where}: caProvider {ref.describe()} does not exist")
-    return value
-
-
 def validate(store: StoreConfig, snapshot: Configuration, settings: Settings) -> None:
     """Raise ``StoreError`` when ``store`` cannot be served: everything ``build`` checks, without a
     client (what ``esi-federation check`` runs)."""
@@ -514,7 +417,7 @@ def validate(store: StoreConfig, snapshot: Configuration, settings: Settings) ->
     parsed = parse_store(store, snapshot)
     client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else parsed.client_cert
     if client_cert is not None:
-        client_tls_context(store.name, client_cert)
+        client_tls_context(f"vault store {store.name!r}", client_cert)
 
 
 def build(

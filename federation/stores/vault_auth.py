@@ -21,6 +21,7 @@ from urllib.parse import quote
 from federation.config.model import Configuration, SecretKeyRef
 from federation.errors import StoreError
 from federation.settings import Settings
+from federation.stores.service_accounts import parse_service_account
 
 METHODS = ("tokenSecretRef", "appRole", "kubernetes", "ldap", "userPass", "jwt", "cert")
 # ESO's methods that sign with a cloud identity this server does not have: refused, each saying why.
@@ -106,7 +107,7 @@ def _method(where: str, auth: Mapping[str, Any], snapshot: Configuration, settin
         return _password(where, method, config, secrets)
     if method == "cert":
         return _cert(where, config, secrets)
-    return _jwt(where, config, secrets)
+    return _jwt(where, config, secrets, settings)
 
 
 def _password(where: str, method: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
@@ -166,13 +167,14 @@ def _app_role(where: str, config: Mapping[str, Any], secrets: SecretReader) -> L
 
 def _kubernetes(where: str, config: Mapping[str, Any], secrets: SecretReader, settings: Settings) -> Login:
     role = _role(where, config, "kubernetes")
+    read_jwt: Callable[[], str]
+    if config.get("serviceAccountRef") is not None and config.get("secretRef") is not None:
+        raise StoreError(f"{where}: auth.kubernetes takes one of serviceAccountRef and secretRef, not both")
     if config.get("serviceAccountRef") is not None:
-        raise StoreError(
-            f"{where}: auth.kubernetes.serviceAccountRef is not supported: minting a token for another "
-            "ServiceAccount needs the TokenRequest API; use secretRef, or neither to log in with the "
-            "server's own ServiceAccount token"
-        )
-    if config.get("secretRef") is not None:
+        read_jwt = parse_service_account(
+            where, "auth.kubernetes.serviceAccountRef", config["serviceAccountRef"], settings
+        ).mint
+    elif config.get("secretRef") is not None:
         # ESO defaults the key to "token"; here it must be written out, because the server loads (and
         # watches, in Kubernetes mode) only the Secrets whose key a store names.
         read_jwt = secrets.reader(config["secretRef"], "auth.kubernetes.secretRef")
@@ -185,17 +187,28 @@ def _kubernetes(where: str, config: Mapping[str, Any], secrets: SecretReader, se
     )
 
 
-def _jwt(where: str, config: Mapping[str, Any], secrets: SecretReader) -> Login:
+def _jwt(where: str, config: Mapping[str, Any], secrets: SecretReader, settings: Settings) -> Login:
     role = _role(where, config, "jwt")
-    if config.get("kubernetesServiceAccountToken") is not None:
+    minted = config.get("kubernetesServiceAccountToken")
+    read_jwt: Callable[[], str]
+    if minted is not None and config.get("secretRef") is not None:
         raise StoreError(
-            f"{where}: auth.jwt.kubernetesServiceAccountToken is not supported: it needs the TokenRequest "
-            "API; put the JWT in a Secret and use auth.jwt.secretRef"
+            f"{where}: auth.jwt takes one of secretRef and kubernetesServiceAccountToken, not both"
         )
-    ref = secrets.ref(config.get("secretRef"), "auth.jwt.secretRef")
-    return Login(
-        "jwt", _mount(where, config, "path", "jwt"), lambda: {"role": role, "jwt": secrets.text(ref)}
-    )
+    if minted is not None:
+        if not isinstance(minted, dict):
+            raise StoreError(f"{where}: auth.jwt.kubernetesServiceAccountToken must be a mapping")
+        read_jwt = parse_service_account(
+            where,
+            "auth.jwt.kubernetesServiceAccountToken.serviceAccountRef",
+            minted.get("serviceAccountRef"),
+            settings,
+            audiences=minted.get("audiences"),
+            expiration_seconds=minted.get("expirationSeconds"),
+        ).mint
+    else:
+        read_jwt = secrets.reader(config.get("secretRef"), "auth.jwt.secretRef")
+    return Login("jwt", _mount(where, config, "path", "jwt"), lambda: {"role": role, "jwt": read_jwt()})
 
 
 def _role(where: str, config: Mapping[str, Any], method: str) -> str:

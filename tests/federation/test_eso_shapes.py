@@ -117,7 +117,8 @@ VAULT_REFUSED = {
           role: demo
           serviceAccountRef: {name: my-sa, namespace: external-secrets}
         """,
-        "auth.kubernetes.serviceAccountRef is not supported",
+        "auth.kubernetes.serviceAccountRef needs cluster-main's TokenRequest API, which the server asks "
+        "only in Kubernetes mode (--kubernetes)",
     ),
     "jwt kubernetesServiceAccountToken": (
         """
@@ -128,7 +129,7 @@ VAULT_REFUSED = {
             serviceAccountRef: {name: my-sa, namespace: external-secrets}
             audiences: [vault]
         """,
-        "auth.jwt.kubernetesServiceAccountToken is not supported",
+        "auth.jwt.kubernetesServiceAccountToken.serviceAccountRef needs cluster-main's TokenRequest API",
     ),
 }
 
@@ -392,18 +393,25 @@ def test_a_kubernetes_store_of_cluster_main_is_served_from_its_secrets(
 
 
 KUBERNETES_REFUSED = {
-    "a remote cluster": (
+    "a remote cluster without auth": (
+        "server: {url: 'https://remote-cluster.example:6443', caBundle: Zm9v}",
+        "kubernetes store 'k8s-store': reading another cluster (https://remote-cluster.example:6443) needs "
+        "auth: token, cert or serviceAccount",
+    ),
+    "a remote cluster over http": (
         """
-        server:
-          url: https://remote-cluster.example:6443
-          caBundle: Zm9v
-        auth:
-          token:
-            bearerToken: {name: db-credentials, namespace: apps, key: password}
+        server: {url: 'http://remote-cluster.example:8080'}
+        auth: {token: {bearerToken: {name: db-credentials, namespace: apps, key: password}}}
         """,
-        "kubernetes store 'k8s-store': server.url 'https://remote-cluster.example:6443' is another "
-        "cluster; reading a remote cluster's Secrets is not served, and cluster-main's are never served "
-        "in their place",
+        "server.url of another cluster must be https://host[:port], got 'http://remote-cluster.example:8080'",
+    ),
+    "a remote cluster with serviceAccount auth in local mode": (
+        """
+        server: {url: 'https://remote-cluster.example:6443'}
+        auth: {serviceAccount: {name: reader, namespace: apps}}
+        """,
+        "auth.serviceAccount needs cluster-main's TokenRequest API, which the server asks only in "
+        "Kubernetes mode (--kubernetes)",
     ),
     "authRef": (
         "authRef: {name: kubeconfig, namespace: apps, key: config}",

@@ -193,10 +193,18 @@ def test_kubernetes_token_the_api_server_does_not_authenticate_is_refused(vault:
         provider.read("db-credentials")
 
 
-def test_kubernetes_service_account_ref_is_refused_with_a_clear_message(vault: Vault) -> None:
-    auth = {"kubernetes": {"role": "federation", "serviceAccountRef": {"name": "esi-federation"}}}
-    with pytest.raises(StoreError, match=r"serviceAccountRef is not supported.*TokenRequest"):
+def test_kubernetes_service_account_ref_is_refused_in_local_mode_with_a_clear_message(vault: Vault) -> None:
+    auth = {"kubernetes": {"role": "federation", "serviceAccountRef": {"name": "esi", "namespace": "ns"}}}
+    with pytest.raises(
+        StoreError, match=r"serviceAccountRef needs cluster-main's TokenRequest API.*--kubernetes"
+    ):
         vault_provider(vault.bao.address, auth, vault.source, path="secret")
+
+
+def test_kubernetes_service_account_ref_names_its_namespace(vault: Vault) -> None:
+    auth = {"kubernetes": {"role": "federation", "serviceAccountRef": {"name": "esi"}}}
+    with pytest.raises(StoreError, match=r"serviceAccountRef needs namespace"):
+        vault_provider(vault.bao.address, auth, vault.source, Settings(kubernetes=True), path="secret")
 
 
 def test_jwt_auth_with_a_secret_ref(vault: Vault) -> None:
@@ -311,7 +319,16 @@ def test_renewable_static_token_is_renewed(vault: Vault) -> None:
         ({"tokenSecretRef": {"name": "root", "key": "token"}}, "needs namespace"),
         ({"appRole": {"secretRef": secret_ref("approle", "secret-id")}}, "roleId and roleRef"),
         ({"jwt": {"secretRef": secret_ref("jwt", "token")}}, r"auth\.jwt\.role is required"),
-        ({"jwt": {"role": "r", "kubernetesServiceAccountToken": {}}}, "TokenRequest"),
+        ({"jwt": {"role": "r", "kubernetesServiceAccountToken": {}}}, r"serviceAccountRef must be \{name"),
+        (
+            {
+                "jwt": {
+                    "role": "r",
+                    "kubernetesServiceAccountToken": {"serviceAccountRef": {"name": "a", "namespace": "b"}},
+                }
+            },
+            "needs cluster-main's TokenRequest API",
+        ),
         ({"kubernetes": {"role": "r", "secretRef": {"name": "sa", "namespace": "ns"}}}, "needs key"),
     ],
 )
