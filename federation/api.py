@@ -16,13 +16,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from federation.authz import RequestedItem
 from federation.errors import FederationError, PayloadTooLarge, UnsupportedMediaType
+from federation.generators.model import GeneratorRef
 from federation.metrics import Metrics
 from federation.service import FederationService, Outcome
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_TYPE_BASE = "https://esi-federation.dev/problems/"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-AUDITED_ROUTES = frozenset({"secrets", "whoami", "compat_secret"})
+AUDITED_ROUTES = frozenset({"secrets", "whoami", "compat_secret", "generate", "revoke_own", "revoke_others"})
 audit_log = logging.getLogger("esi.audit")
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ def register(app: Flask) -> None:
     app.add_url_rule(
         "/secretstore/<store>/secrets/<path:key>", "compat_secret", _compat_secret, methods=["POST"]
     )
+    generator = "/generators/<namespace>/<kind>/<name>"
+    app.add_url_rule(generator, "generate", _generate, methods=["POST"])
+    app.add_url_rule(generator, "revoke_own", _revoke_own, methods=["DELETE"])
+    app.add_url_rule("/generators/<namespace>/revoke", "revoke_others", _revoke_others, methods=["POST"])
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
@@ -56,10 +61,7 @@ def _secrets() -> Response:
     identity, fetched = outcome.answer()
     return _json(
         {
-            "secrets": [
-                {"store": f.item.store, "key": f.item.key, "property": f.item.property, "value": f.value}
-                for f in fetched
-            ],
+            "secrets": [_answer_item(f.item, f.value) for f in fetched],
             "identity": {"cluster": identity.federation, "subject": identity.subject},
         }
     )
@@ -69,6 +71,38 @@ def _compat_secret(store: str, key: str) -> Response:
     outcome = _service().secret(_bearer_token(), _json_body(), RequestedItem(store, key))
     g.outcome = outcome
     return _json(outcome.answer())
+
+
+def _answer_item(item: RequestedItem, value: str) -> dict[str, Any]:
+    """The request item echoed, with its value."""
+    if item.generator is not None:
+        ref = item.generator
+        named = {"namespace": ref.namespace, "kind": ref.kind, "name": ref.name}
+        return {"generator": named, "property": item.property, "value": value}
+    return {"store": item.store, "key": item.key, "property": item.property, "value": value}
+
+
+def _generate(namespace: str, kind: str, name: str) -> Response:
+    body = request.get_data(cache=True) if request.content_length else b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    outcome = _service().generate(_bearer_token(), body, GeneratorRef(namespace, kind, name))
+    g.outcome = outcome
+    return _json(outcome.answer())
+
+
+def _revoke_own(namespace: str, kind: str, name: str) -> Response:
+    outcome = _service().revoke_own(_bearer_token(), GeneratorRef(namespace, kind, name))
+    g.outcome = outcome
+    outcome.answer_or_none()
+    return _json(None)
+
+
+def _revoke_others(namespace: str) -> Response:
+    outcome = _service().revoke_others(_bearer_token(), _json_body(), namespace)
+    g.outcome = outcome
+    outcome.answer()
+    return _json("GeneratorState deleted")
 
 
 def _whoami() -> Response:
@@ -86,7 +120,16 @@ def _whoami() -> Response:
                 "pod": identity.pod_name,
             },
             "allowed": [
-                {"authorization": p.authorization, "stores": list(p.stores), "secrets": list(p.secrets)}
+                {
+                    "authorization": p.authorization,
+                    "stores": list(p.stores),
+                    "secrets": list(p.secrets),
+                    "generators": [
+                        {"namespace": ref.namespace, "kind": ref.kind, "name": ref.name}
+                        for ref in p.generators
+                    ],
+                    "generatorStates": [{"namespace": namespace} for namespace in p.generator_states],
+                }
                 for p in permissions
             ],
         }

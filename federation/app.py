@@ -15,6 +15,11 @@ from federation import api
 from federation.config.holder import ConfigHolder
 from federation.config.manifests import ManifestsWatcher
 from federation.errors import ConfigurationError
+from federation.generators.issuance import Credentials
+from federation.generators.leases import LocalLeaseStore
+from federation.generators.pods import PodChecker
+from federation.generators.registry import GeneratorRegistry
+from federation.generators.revoker import Revoker
 from federation.jwks import Fetcher, JwksRegistry, fetch_jwks
 from federation.metrics import Metrics
 from federation.ratelimit import RateLimiter
@@ -42,6 +47,7 @@ def create_app(
     holder = ConfigHolder(metrics)
     registry = StoreRegistry(settings)
     keys = JwksRegistry(settings, metrics, jwks_fetcher)
+    credentials = build_credentials(settings, metrics)
     service = FederationService(
         holder=holder,
         verifier=TokenVerifier(settings, keys),
@@ -49,6 +55,7 @@ def create_app(
         limiter=RateLimiter(settings.rate_limit / settings.workers),
         metrics=metrics,
         reviewer=TokenReviewer(settings),
+        credentials=credentials,
     )
     app = Flask("federation")
     # One byte over the limit, so that api.py can tell a cut-off chunked body from one that fits.
@@ -57,8 +64,33 @@ def create_app(
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
     app.extensions["esi.source"] = start_source(settings, holder, keys)
+    app.extensions["esi.revoker"] = start_revoker(settings, holder, credentials, metrics)
     api.register(app)
     return app
+
+
+def build_credentials(settings: Settings, metrics: Metrics) -> Credentials:
+    """Generators, with lease records in ``--state-dir`` when it is set (else no revocable ones)."""
+    store = LocalLeaseStore(settings.state_dir) if settings.state_dir is not None else None
+    return Credentials(GeneratorRegistry(settings), store, metrics)
+
+
+def start_revoker(
+    settings: Settings, holder: ConfigHolder, credentials: Credentials, metrics: Metrics
+) -> Revoker | None:
+    """Start the renew/revoke loop (in every worker; one at a time leads, by the state directory's lock)."""
+    if not isinstance(credentials.store, LocalLeaseStore):
+        return None
+    revoker = Revoker(
+        lambda: holder.current,
+        credentials,
+        PodChecker(settings),
+        metrics,
+        settings.pod_check_interval,
+        is_leader=credentials.store.is_leader,
+    )
+    revoker.start()
+    return revoker
 
 
 def start_source(settings: Settings, holder: ConfigHolder, keys: JwksRegistry | None = None) -> object:
@@ -91,5 +123,6 @@ def settings_from_environment() -> Settings:
         max_token_lifetime=parse_duration(env.get("ESI_FEDERATION_MAX_TOKEN_LIFETIME", "1h")),
         rate_limit=float(env.get("ESI_FEDERATION_RATE_LIMIT", Settings.rate_limit)),
         store_cache_ttl=parse_duration(env.get("ESI_FEDERATION_STORE_CACHE_TTL", "1s")),
+        state_dir=Path(env["ESI_FEDERATION_STATE_DIR"]) if env.get("ESI_FEDERATION_STATE_DIR") else None,
         insecure_http=True,
     )

@@ -53,6 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $POD_NAMESPACE, else the in-cluster namespace)",
     )
     serve.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the records of revocable generated credentials (Vault leases) are kept, so that a "
+        "restarted server still renews and revokes them; without it, VaultDynamicSecret is refused",
+    )
+    serve.add_argument(
+        "--pod-check-interval",
+        type=_duration,
+        default=Settings.pod_check_interval,
+        metavar="DURATION",
+        help="how often the pods holding generated credentials are looked up on their clusters; a "
+        "credential of a deleted pod is revoked within this time (at most 60s; default: %(default)s)",
+    )
+    serve.add_argument(
         "--token-review-cache-ttl",
         type=_duration,
         default=Settings.token_review_cache_ttl,
@@ -138,6 +153,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kubeconfig=args.kubeconfig,
         lease_namespace=args.lease_namespace,
         token_review_cache_ttl=args.token_review_cache_ttl,
+        state_dir=args.state_dir,
+        pod_check_interval=args.pod_check_interval,
         audience=args.audience,
         allow_extra_audiences=args.allow_extra_audiences,
         max_token_lifetime=args.max_token_lifetime,

@@ -50,6 +50,8 @@ class Settings:
     status_interval: float = 10.0
     token_review_cache_ttl: float = 10.0
     shared_state_dir: Path | None = None
+    state_dir: Path | None = None
+    pod_check_interval: float = 30.0
     service_account_token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     bind: str = "0.0.0.0:8443"
     tls_cert: Path | None = None
@@ -76,6 +78,8 @@ class Settings:
             problems.append("--workers and --threads must be at least 1")
         if self.lease_duration < 3 or self.status_interval <= 0:
             problems.append("--lease-duration must be at least 3 s and the status interval positive")
+        if not 0 < self.pod_check_interval <= 60:
+            problems.append("--pod-check-interval must be more than 0 and at most 60 s")
         if self.token_review_cache_ttl < 0:
             problems.append("--token-review-cache-ttl must not be negative")
         if self.store_read_timeout >= 30:

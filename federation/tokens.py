@@ -57,6 +57,7 @@ class Identity:
     service_account: str
     pod_name: str | None
     expires_at: float | None = None
+    pod_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,8 +270,17 @@ def validate_claims(
     namespace, name = check_subject(claims)
     pod = claims["kubernetes.io"].get("pod")
     pod_name = pod.get("name") if isinstance(pod, dict) and isinstance(pod.get("name"), str) else None
+    pod_uid = pod.get("uid") if isinstance(pod, dict) and isinstance(pod.get("uid"), str) else None
     return Identity(
-        federation.name, federation.issuer, claims["sub"], namespace, name, pod_name, float(claims["exp"])
+        federation.name,
+        federation.issuer,
+        claims["sub"],
+        namespace,
+        name,
+        pod_name,
+        float(claims["exp"]),
+        # A generated credential is bound to the pod only when both are known.
+        pod_uid if pod_name else None,
     )
 
 

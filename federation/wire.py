@@ -9,6 +9,7 @@ from typing import Any
 
 from federation.authz import RequestedItem
 from federation.errors import BadRequest
+from federation.generators.model import GeneratorRef
 from federation.tokens import Hints
 
 MAX_ITEMS = 100
@@ -19,6 +20,7 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 ALLOWED_FIELDS = frozenset({"cluster", "caCert", "secrets"})
 ALLOWED_ITEM_FIELDS = frozenset({"store", "key", "property"})
+ALLOWED_GENERATOR_ITEM_FIELDS = frozenset({"generator", "property"})
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def _item(index: int, entry: Any) -> RequestedItem:
     where = f"secrets[{index}]"
     if not isinstance(entry, dict):
         raise BadRequest(f"{where} must be an object")
+    if "generator" in entry:
+        return _generator_item(where, entry)
     unknown = sorted(set(entry) - ALLOWED_ITEM_FIELDS)
     if unknown:
         raise BadRequest(f"{where} has unknown fields: {', '.join(unknown)}")
@@ -91,6 +95,30 @@ def _item(index: int, entry: Any) -> RequestedItem:
             f"{where}.property must be a non-empty string of at most {MAX_PROPERTY_LENGTH} characters"
         )
     return RequestedItem(store, key, prop)
+
+
+def _generator_item(where: str, entry: dict[str, Any]) -> RequestedItem:
+    """``{generator: {namespace, kind, name}, property?}``."""
+    unknown = sorted(set(entry) - ALLOWED_GENERATOR_ITEM_FIELDS)
+    if unknown:
+        raise BadRequest(
+            f"{where} has unknown fields: {', '.join(unknown)} (a generator item has generator, property)"
+        )
+    generator, prop = entry["generator"], entry.get("property")
+    if not isinstance(generator, dict) or set(generator) != {"namespace", "kind", "name"}:
+        raise BadRequest(f"{where}.generator must be an object {{namespace, kind, name}}")
+    parts = [generator[field] for field in ("namespace", "kind", "name")]
+    if not all(isinstance(part, str) for part in parts):
+        raise BadRequest(f"{where}.generator namespace, kind and name must be strings")
+    ref = GeneratorRef(*parts)
+    problem = ref.problem()
+    if problem is not None:
+        raise BadRequest(f"{where}: {problem}")
+    if prop is not None and not _is_text(prop, MAX_PROPERTY_LENGTH):
+        raise BadRequest(
+            f"{where}.property must be a non-empty string of at most {MAX_PROPERTY_LENGTH} characters"
+        )
+    return RequestedItem.of_generator(ref, prop)
 
 
 def _is_name(value: Any) -> bool:

@@ -143,6 +143,9 @@ class FederationStack:
             self._server.shutdown()
             self._server.server_close()
         self.app.extensions["esi.source"].stop()
+        revoker = self.app.extensions.get("esi.revoker")
+        if revoker is not None:
+            revoker.stop()
         self.issuer.stop()
 
 

@@ -82,7 +82,13 @@ def test_whoami_reports_the_identity_and_its_grants(shared_stack: FederationStac
     assert body["identity"]["subject"] == SUBJECT
     assert body["identity"]["pod"] == "prometheus-0"
     assert body["allowed"] == [
-        {"authorization": "allow-alpha-monitoring", "stores": ["vault-prod"], "secrets": ["*"]}
+        {
+            "authorization": "allow-alpha-monitoring",
+            "stores": ["vault-prod"],
+            "secrets": ["*"],
+            "generators": [],
+            "generatorStates": [],
+        }
     ]
 
 
@@ -90,7 +96,13 @@ def test_whoami_lists_the_key_patterns_of_a_limited_grant(shared_stack: Federati
     token = shared_stack.mint(service_account=TEAM_READER.rsplit(":", 1)[1])
     allowed = get(shared_stack, "/v1/whoami", token).json()["allowed"]
     assert allowed == [
-        {"authorization": "allow-alpha-team-a", "stores": ["team-store"], "secrets": ["team-a/*"]}
+        {
+            "authorization": "allow-alpha-team-a",
+            "stores": ["team-store"],
+            "secrets": ["team-a/*"],
+            "generators": [],
+            "generatorStates": [],
+        }
     ]
 
 
