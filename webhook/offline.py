@@ -9,6 +9,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
+from serving.safe_yaml import YamlRefused, load_all
 from webhook import reviews
 from webhook.admission import admit
 from webhook.errors import ConfigurationError
@@ -62,9 +63,9 @@ def render(result: OfflineResult, output: str) -> str:
 
 def _load_pod(text: str) -> dict[str, Any]:
     try:
-        documents = [document for document in yaml.safe_load_all(text) if document is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"the manifest is not YAML or JSON: {exc.__class__.__name__}") from exc
+        documents = [document for document in load_all(text) if document is not None]
+    except YamlRefused as exc:
+        raise ConfigurationError(f"the manifest is not loaded: {exc}") from None
     if len(documents) != 1:
         raise ConfigurationError(
             f"the manifest must hold exactly one Pod, it holds {len(documents)} documents"

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from federation.config.holder import ConfigHolder
 from federation.config.model import Configuration
 from federation.config.parse import build_configuration
 from federation.errors import ConfigurationError
+from serving.safe_yaml import YamlRefused, load_all
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -33,8 +32,8 @@ def read_resources(directory: Path) -> Iterator[dict[str, Any]]:
     """Every resource document of the directory; ``ConfigurationError`` naming the file on bad YAML."""
     for path in manifest_files(directory):
         try:
-            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            documents = load_all(path.read_text(encoding="utf-8"))
+        except (YamlRefused, UnicodeDecodeError, OSError) as exc:
             raise ConfigurationError([f"{path.name}: {exc}"]) from None
         for index, document in enumerate(documents):
             if document is None:

@@ -27,10 +27,13 @@ def test_gunicorns_exception_arguments_are_logged_by_type() -> None:
         assert type(exc).__name__ in record.getMessage()
 
 
-def test_other_arguments_are_left_alone() -> None:
+def test_other_arguments_and_other_loggers_are_left_alone() -> None:
     record = _record("Booting worker with pid: %s", 1234)
     ExceptionTextFilter().filter(record)
     assert record.getMessage() == "Booting worker with pid: 1234"
+    ours = logging.LogRecord("webhook.main", logging.ERROR, __file__, 1, "%s", (ValueError("named"),), None)
+    ExceptionTextFilter().filter(ours)
+    assert ours.getMessage() == "named"
 
 
 def test_both_formatters_log_an_exception_without_its_message() -> None:
