@@ -246,3 +246,22 @@ def test_listed_egress_rules_restrict_egress_to_them_and_dns() -> None:
 
 def test_the_network_policy_can_be_turned_off() -> None:
     assert "NetworkPolicy" not in kinds(render(SERVER_CHART, {"networkPolicy": {"enabled": False}}))
+
+
+def test_only_the_server_container_gets_an_api_token_at_the_in_cluster_path() -> None:
+    spec = one(render(SERVER_CHART), "Deployment")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "kube-api-access")
+    assert mount == {
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly": True,
+    }
+    volume = next(v for v in spec["volumes"] if v["name"] == "kube-api-access")
+    files = {
+        item.get("path") or entry["serviceAccountToken"]["path"]
+        for entry in volume["projected"]["sources"]
+        for item in (next(iter(entry.values())).get("items") or [{}])
+    }
+    assert files == {"token", "ca.crt", "namespace"}
