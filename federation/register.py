@@ -9,6 +9,7 @@ client cluster lacks instead of printing a federation that could never verify a 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,34 +92,44 @@ def request_problems(request: Request) -> list[str]:
     return problems
 
 
-def connect(kubeconfig: Path, context: str | None) -> tuple[ApiClient, ClusterAccess]:
-    """A client with the kubeconfig's credentials, and the API server URL and CA of ``context``."""
+def connect(kubeconfig: Path | None, context: str | None) -> tuple[ApiClient, ClusterAccess]:
+    """A client with the kubeconfig's credentials, and the API server URL and CA of ``context``.
+
+    Without ``kubeconfig``, the client finds one as kubectl does: ``$KUBECONFIG``, else ``~/.kube/config``.
+    """
     from kubernetes import config as kube_config  # noqa: PLC0415 - keeps --help fast
     from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
 
-    if not kubeconfig.is_file():
-        raise ConfigurationError([f"--kubeconfig {kubeconfig}: no such file"])
+    if kubeconfig is not None:
+        where, config_file = f"--kubeconfig {kubeconfig}", str(kubeconfig)
+        if not kubeconfig.is_file():
+            raise ConfigurationError([f"{where}: no such file"])
+    elif os.environ.get("KUBECONFIG"):
+        # A list of files (path-separated) is merged by the client, as kubectl merges it.
+        where, config_file = "$KUBECONFIG", os.environ["KUBECONFIG"]
+    else:
+        where, config_file = "~/.kube/config", str(Path.home() / ".kube" / "config")
     try:
         api = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig), context=context
+            config_file=config_file, context=context
         )
     except (ConfigException, OSError, ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
-        raise ConfigurationError([f"--kubeconfig {kubeconfig}: {_first_line(exc)}"]) from None
+        raise ConfigurationError([f"{where}: {_first_line(exc)}"]) from None
     try:
-        return api, _cluster_access(api.configuration, kubeconfig)
+        return api, _cluster_access(api.configuration, where)
     except ConfigurationError:
         api.close()
         raise
 
 
-def _cluster_access(configuration: Any, kubeconfig: Path) -> ClusterAccess:
+def _cluster_access(configuration: Any, where: str) -> ClusterAccess:
     server = str(configuration.host or "").rstrip("/")
     if not server.startswith("https://"):
-        raise ConfigurationError([f"--kubeconfig {kubeconfig}: the cluster's server is not https://"])
+        raise ConfigurationError([f"{where}: the cluster's server is not https://"])
     if not configuration.verify_ssl:
         raise ConfigurationError(
             [
-                f"--kubeconfig {kubeconfig}: the cluster skips TLS verification; the federation server "
+                f"{where}: the cluster skips TLS verification; the federation server "
                 "needs the cluster's CA, so use a kubeconfig that names it"
             ]
         )
@@ -127,7 +138,7 @@ def _cluster_access(configuration: Any, kubeconfig: Path) -> ClusterAccess:
     # The client writes certificate-authority-data to a file: both forms end up as a path here.
     ca_pem = Path(configuration.ssl_ca_cert).read_text(encoding="ascii").strip() + "\n"
     if "-----BEGIN CERTIFICATE-----" not in ca_pem:
-        raise ConfigurationError([f"--kubeconfig {kubeconfig}: the cluster's CA is not a PEM certificate"])
+        raise ConfigurationError([f"{where}: the cluster's CA is not a PEM certificate"])
     return ClusterAccess(server, ca_pem)
 
 
@@ -255,7 +266,7 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _BlockDumper.add_representer(str, _str_presenter)
 
 
-def register(kubeconfig: Path, context: str | None, request: Request) -> tuple[str | None, Findings]:
+def register(kubeconfig: Path | None, context: str | None, request: Request) -> tuple[str | None, Findings]:
     """The manifests as YAML (None when the cluster cannot be registered as it is) and what was found.
 
     Raises :class:`ConfigurationError` when the command line or the kubeconfig is unusable.

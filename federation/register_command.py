@@ -23,7 +23,11 @@ def add_subcommand(commands: Any) -> None:
         "will, and prints the manifests to apply on cluster-main. Exit 1 (nothing printed) when the keys "
         "cannot be fetched; the message names what the client cluster lacks.",
     )
-    register.add_argument("--kubeconfig", type=Path, required=True, help="kubeconfig of the client cluster")
+    register.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig of the client cluster (default: $KUBECONFIG, else ~/.kube/config, as kubectl)",
+    )
     register.add_argument("--context", help="context of the kubeconfig (default: its current-context)")
     register.add_argument(
         "--name",
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if manifests is None:
         return EXIT_PROBLEMS
     print(
-        f"ok: issuer {findings.issuer}, {findings.keys} keys fetched anonymously"
+        f"ok: issuer {findings.issuer}, JWKS of {findings.keys} key(s) fetched anonymously"
         + (f" (discovery's jwks_uri: {findings.jwks_uri})" if findings.jwks_uri else ""),
         file=sys.stderr,
     )

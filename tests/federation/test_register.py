@@ -181,3 +181,20 @@ def test_a_missing_kubeconfig_is_named(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = run_register(capsys, "--kubeconfig", str(tmp_path / "nope"), "--name", "alpha")
     assert code == 2
     assert "no such file" in err
+
+
+def test_without_kubeconfig_the_kubeconfig_variable_is_used(
+    issuer: ClientClusterIssuer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", issuer.url, issuer.ca_pem, context="beta")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    code, documents, err = run_register(capsys, "--name", "beta", "--context", "beta")
+    assert code == 0, err
+    assert documents[0]["spec"]["url"] == issuer.url
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    code, _, err = run_register(capsys, "--name", "beta")
+    assert code == 2
+    assert "$KUBECONFIG" in err
