@@ -1,11 +1,13 @@
 """Where one request's CPU goes: each server's app driven in-process, profiled with cProfile.
 
-    .venv/bin/python -m bench.profile                   # both servers, 2000 requests each, top 15
+    .venv/bin/python -m bench.profile                   # both servers and the bare app, 2000 requests each
     .venv/bin/python -m bench.profile --requests 500 --top 25 federation
 
 The app is built as a gunicorn worker builds it (JSON logs, Prometheus in multiprocess mode for the
-federation server), but driven through Flask's test client: no socket, no TLS, no gunicorn, which the
-pod-start and keep-alive benchmarks measure. Logs go to /dev/null, as cheaply as a pipe to a collector.
+federation server) and called as gunicorn calls it, with a WSGI environ built once and copied for
+each request: no socket, no TLS, no HTTP parsing, which the pod-start and keep-alive benchmarks measure.
+The bare baseline app (bench/baseline.py) is profiled the same way, for comparison. Logs go to
+/dev/null, as cheaply as a pipe to a collector.
 Times are CPU per request: ``own`` is spent in the function itself, ``cumulative`` includes its callees;
 ``cpu_ms_per_request`` is measured without the profiler, whose own overhead inflates every entry (read
 the shares, not the absolute microseconds).
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import json
+import logging
 import os
 import pstats
 import sys
@@ -93,9 +97,8 @@ def webhook_sender() -> Iterator[Send]:
     app = create_app(
         Settings(cluster_name=manifests.CLUSTER, server_url="https://esi-federation.cluster-main.example.com")
     )
-    client = app.test_client()
     body = json.dumps(pod_create_review(yaml.safe_load(SEED_POD.read_text(encoding="utf-8")))).encode()
-    yield lambda: client.post("/mutate", data=body, content_type="application/json").status_code
+    yield _wsgi_sender(app, "/mutate", body, {})
 
 
 @contextmanager
@@ -123,30 +126,66 @@ def federation_sender() -> Iterator[Send]:
             )
             configure_logging("info")
             app = create_app(Settings(manifests_dir=directory, rate_limit=1e9, insecure_http=True))
-            client = app.test_client()
             token = issuer.mint(manifests.NAMESPACE, manifests.SERVICE_ACCOUNT, [manifests.AUDIENCE])
-            headers = {"Authorization": f"Bearer {token}"}
-            body = manifests.secrets_request(manifests.FAKE_STORE)
-            _wait_ready(client)
-            yield (
-                lambda: (
-                    client.post(
-                        "/v1/secrets", data=body, headers=headers, content_type="application/json"
-                    ).status_code
-                )
+            _wait_ready(app.test_client())
+            yield _wsgi_sender(
+                app,
+                "/v1/secrets",
+                manifests.secrets_request(manifests.FAKE_STORE),
+                {"Authorization": f"Bearer {token}"},
             )
             app.extensions["esi.source"].stop()
     finally:
         issuer.stop()
 
 
-SERVERS = {"webhook": webhook_sender, "federation": federation_sender}
+@contextmanager
+def bare_sender() -> Iterator[Send]:
+    """The bare baseline app (``{"ok": true}``), sent the federation's request body."""
+    from bench.baseline import create_bare_app  # noqa: PLC0415
+
+    yield _wsgi_sender(create_bare_app(), "/v1/secrets", manifests.secrets_request(manifests.FAKE_STORE), {})
+
+
+def _wsgi_sender(app: Any, path: str, body: bytes, headers: dict[str, str]) -> Send:
+    """A function sending ``POST path`` with ``body`` to ``app`` as gunicorn would; returns the status."""
+    from werkzeug.test import EnvironBuilder  # noqa: PLC0415
+
+    template = EnvironBuilder(
+        path=path,
+        method="POST",
+        data=body,
+        headers=headers,
+        content_type="application/json",
+        base_url="https://127.0.0.1:8443",
+    ).get_environ()
+    answer: list[str] = []
+
+    def start_response(status: str, response_headers: Any, exc_info: Any = None) -> None:
+        answer.append(status)
+
+    def send() -> int:
+        answer.clear()
+        environ = {**template, "wsgi.input": io.BytesIO(body)}
+        result = app(environ, start_response)
+        try:
+            b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return int(answer[0].split(" ", 1)[0])
+
+    return send
+
+
+SERVERS = {"webhook": webhook_sender, "federation": federation_sender, "bare": bare_sender}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.profile``: prints each server's profile as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("servers", nargs="*", metavar="webhook|federation", help="default: both")
+    parser.add_argument("servers", nargs="*", metavar="webhook|federation|bare", help="default: all three")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
@@ -171,6 +210,8 @@ def profile_servers(servers: Sequence[str], requests: int, top: int) -> dict[str
 def _quiet_environment() -> Iterator[None]:
     """Logs to /dev/null, Prometheus' multiprocess files into a temporary directory, both undone after."""
     saved_stderr, saved_dir = sys.stderr, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
     with (
         tempfile.TemporaryDirectory(prefix="esi-profile-metrics-") as metrics_dir,
         open(os.devnull, "w", encoding="utf-8") as devnull,
@@ -181,6 +222,8 @@ def _quiet_environment() -> Iterator[None]:
             yield
         finally:
             sys.stderr = saved_stderr
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
             if saved_dir is None:
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             else:

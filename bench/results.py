@@ -295,6 +295,13 @@ def format_table(results: Mapping[str, Any]) -> str:
             ),
         ]
     )
+    profiles = results.get("profile", {})
+    if profiles:
+        lines.append("")
+        lines.append(
+            "in-process CPU ms per request (no gunicorn, no TLS): "
+            + ", ".join(f"{name} {block['cpu_ms_per_request']:.3f}" for name, block in profiles.items())
+        )
     missed = [label for label, t in results.get("targets", {}).items() if not t["met"]]
     lines.append("")
     lines.append("cpu ratio: the baseline's server CPU time per request over the measured one's")

@@ -23,6 +23,7 @@ from bench.compare import LoadPlan, handshake_cost, summarize
 from bench.environment import REPO, Environment, create_environment
 from bench.federation_bench import BURST
 from bench.loadgen import run_load
+from bench.profile import profile_servers
 from bench.results import Measurements, build_results, check_shape, format_table, write_results
 from bench.scrape import counter_sum
 from bench.storm import StormNumbers, StormPlan, run_storm, storm_server
@@ -39,6 +40,7 @@ FULL = {
     "cli_runs": cli_bench.RUNS,
     "jwks_top_up_s": 40.0,
     "storm": StormPlan(pods=300, spread_s=10.0),
+    "profile_requests": 2000,
 }
 QUICK = {
     "rounds": 1,
@@ -49,7 +51,10 @@ QUICK = {
     "cli_runs": 3,
     "jwks_top_up_s": 3.0,
     "storm": StormPlan(pods=40, spread_s=4.0),
+    "profile_requests": 200,
 }
+PROFILED = ("bare", "federation", "webhook")
+PROFILE_TOP = 10
 # Between a storm and the burst on the same server: longer than the default store cache holds a read.
 CACHE_PAUSE_S = 2.5
 
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measurements:
     env = create_environment(work)
+    _step(f"profile: one request of each app in-process, {sizes['profile_requests']} requests each")
+    profiles = profile_servers(sorted(PROFILED), sizes["profile_requests"], PROFILE_TOP)
     _step(f"webhook: /mutate vs bare Flask, keep-alive and pod-start, {sizes['rounds']} rounds")
     webhook_plan = _plan(webhook_bench.WORKERS * webhook_bench.THREADS, sizes)
     webhook_fresh = _pod_start_plan(webhook_plan, sizes)
@@ -130,6 +137,7 @@ def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measureme
         },
         storms={name: storm.as_dict() for name, storm in storms.items()},
         extras={
+            "profile": profiles,
             "importtime": cli.importtime,
             "cli_bundle_version_s": _rounded(cli.bundle_version_s),
             "cli_bundle_skipped": cli.bundle_skipped,
