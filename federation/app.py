@@ -103,7 +103,7 @@ def start_source(settings: Settings, holder: ConfigHolder, keys: JwksRegistry | 
         watcher.start()
         return watcher
     if settings.kubernetes:
-        from federation.config.kube import KubernetesSource  # noqa: PLC0415 - the kubernetes client is heavy
+        from federation.kube.source import KubernetesSource  # noqa: PLC0415 - the kubernetes client is heavy
 
         source = KubernetesSource(settings, holder, keys)
         source.start()

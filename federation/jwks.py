@@ -11,23 +11,17 @@ pooled, and a key published by two federations is refused in both.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from jwt.exceptions import InvalidKeyError
 
 from federation.config.model import Configuration, Federation
 from federation.errors import JwksUnavailable
 from federation.jwks_shared import Attempt, AttemptSlot, FileSlot, MemorySlot
+from federation.keyset import JwksError, VerificationKey, parse_jwks
 from federation.metrics import Metrics
 from federation.pinned_https import PinnedRequestError, pinned_request
 from federation.settings import Settings
@@ -35,104 +29,9 @@ from federation.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 256 * 1024
-MAX_KEYS = 50
 # kube-apiserver serves the key set only as application/jwk-set+json and answers 406 to an Accept that
 # does not admit it; mirrors and static hosts often label the same document application/json.
 JWKS_ACCEPT = "application/jwk-set+json, application/json"
-MIN_RSA_BITS = 2048
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256"})
-EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384"}
-_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384"}
-
-
-class JwksFetchError(Exception):
-    """A JWKS could not be fetched or parsed; the message is safe to log."""
-
-
-@dataclass(frozen=True)
-class VerificationKey:
-    """One public key of one federation, with the algorithms it may verify."""
-
-    kid: str
-    thumbprint: str
-    public_key: Any
-    algorithms: frozenset[str]
-
-
-def thumbprint(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
-    """RFC 7638 thumbprint (SHA-256, base64url) of a public key, computed from its numbers.
-
-    Not from the JWK's text: the same RSA modulus written with a leading zero byte, or an EC coordinate
-    without its leading zeros, is still the same key, and must be seen as shared.
-    """
-    members: dict[str, str]
-    if isinstance(public_key, rsa.RSAPublicKey):
-        rsa_numbers = public_key.public_numbers()
-        members = {"e": _b64_int(rsa_numbers.e), "kty": "RSA", "n": _b64_int(rsa_numbers.n)}
-    else:
-        ec_numbers = public_key.public_numbers()
-        size = (public_key.curve.key_size + 7) // 8
-        members = {
-            "crv": _CURVE_NAMES[public_key.curve.name],
-            "kty": "EC",
-            "x": _b64(ec_numbers.x.to_bytes(size, "big")),
-            "y": _b64(ec_numbers.y.to_bytes(size, "big")),
-        }
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
-    return _b64(hashlib.sha256(canonical.encode()).digest())
-
-
-def _b64_int(value: int) -> str:
-    return _b64(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def parse_jwks(document: Any) -> dict[str, VerificationKey]:
-    """Usable signing keys of a JWKS document by ``kid``; unusable keys are skipped and logged."""
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise JwksFetchError('the JWKS is not an object {"keys": [...]}')
-    if len(document["keys"]) > MAX_KEYS:
-        raise JwksFetchError(f"the JWKS holds {len(document['keys'])} keys, more than {MAX_KEYS}")
-    keys: dict[str, VerificationKey] = {}
-    for jwk in document["keys"]:
-        try:
-            key = _verification_key(jwk)
-        except (JwksFetchError, InvalidKeyError, KeyError, ValueError, TypeError) as exc:
-            log.warning("skipping a JWKS key", extra={"reason": str(exc)})
-            continue
-        keys[key.kid] = key
-    return keys
-
-
-def _verification_key(jwk: Any) -> VerificationKey:
-    if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
-        raise JwksFetchError("key without a kid")
-    if jwk.get("use", "sig") != "sig":
-        raise JwksFetchError(f"key {jwk['kid']!r} is not a signing key")
-    kty = jwk.get("kty")
-    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-    if kty == "RSA":
-        rsa_key = RSAAlgorithm.from_jwk(jwk)
-        if not isinstance(rsa_key, rsa.RSAPublicKey) or rsa_key.key_size < MIN_RSA_BITS:
-            raise JwksFetchError(
-                f"key {jwk['kid']!r}: RSA keys must be public and at least {MIN_RSA_BITS} bits"
-            )
-        public_key, allowed = rsa_key, RSA_ALGORITHMS
-    elif kty == "EC" and jwk.get("crv") in EC_ALGORITHMS:
-        ec_key = ECAlgorithm.from_jwk(jwk)
-        if not isinstance(ec_key, ec.EllipticCurvePublicKey):
-            raise JwksFetchError(f"key {jwk['kid']!r} is not a public key")
-        public_key, allowed = ec_key, frozenset({EC_ALGORITHMS[jwk["crv"]]})
-    else:
-        raise JwksFetchError(f"key {jwk['kid']!r}: unsupported key type {kty!r}")
-    if "alg" in jwk:
-        if jwk["alg"] not in allowed:
-            raise JwksFetchError(f"key {jwk['kid']!r}: algorithm {jwk['alg']!r} is not allowed for {kty}")
-        allowed = frozenset({jwk["alg"]})
-    return VerificationKey(jwk["kid"], thumbprint(public_key), public_key, allowed)
 
 
 def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:
@@ -145,9 +44,9 @@ def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Se
             "GET", url, ca_bundle=ca_bundle, headers=headers, settings=settings, max_bytes=MAX_JWKS_BYTES
         )
     except PinnedRequestError as exc:
-        raise JwksFetchError(f"JWKS fetch failed: {exc}") from exc
+        raise JwksError(f"JWKS fetch failed: {exc}") from exc
     if answer.status != 200:
-        raise JwksFetchError(f"{url} answered HTTP {answer.status}")
+        raise JwksError(f"{url} answered HTTP {answer.status}")
     return answer.body
 
 
@@ -247,7 +146,7 @@ class FederationKeys:
             )
             document = body.decode("utf-8")
             parse_jwks(json.loads(document))
-        except (JwksFetchError, ValueError) as exc:
+        except (JwksError, ValueError) as exc:
             self._metrics.jwks_fetches.labels(federation.name, "error").inc()
             log.warning("JWKS refresh failed", extra={"federation": federation.name, "reason": str(exc)})
             return Attempt(now, last.fetched_at if last else None, last.document if last else None, str(exc))

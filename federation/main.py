@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import tempfile
@@ -185,13 +186,14 @@ def run_check(directory: Path) -> int:
     """Print every problem (and deprecation warning) of ``directory``; 0 when there are no problems."""
     from federation.config.check import find_problems  # noqa: PLC0415 - keeps --help fast
     from federation.config.manifests import load_directory  # noqa: PLC0415
+    from federation.stores.registry import store_problem  # noqa: PLC0415
 
     try:
         config = load_directory(directory)
     except ConfigurationError as exc:
         problems = exc.problems
     else:
-        problems = find_problems(config)
+        problems = find_problems(config, functools.partial(store_problem, settings=Settings()))
         for warning in config.deprecated:
             print(f"warning: {warning}")
     for problem in problems:
@@ -221,7 +223,7 @@ def run_serve(settings: Settings) -> int:
         except ConfigurationError as exc:
             problems = exc.problems
     if settings.kubernetes and not problems:
-        from federation.config.kube_api import KubeApi, KubeApiError  # noqa: PLC0415
+        from federation.kube.api import KubeApi, KubeApiError  # noqa: PLC0415
 
         try:
             KubeApi.connect(settings.kubeconfig)  # a kubeconfig (or in-cluster setup) that cannot load

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from federation.config.kube_api import KubeApi, KubeApiError
 from federation.errors import ConfigurationError
+from federation.kube.api import KubeApi, KubeApiError
 from federation.pinned_https import PinnedRequestError, pinned_request
 from federation.settings import Settings
 

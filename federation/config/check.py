@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from federation.config.model import Configuration
-from federation.jwks import JwksFetchError, parse_jwks
-from federation.settings import Settings
-from federation.stores.registry import referenced_secrets, store_problem
+from collections.abc import Callable
+
+from federation.config.model import Configuration, StoreConfig
+from federation.config.references import referenced_secrets
+from federation.keyset import JwksError, parse_jwks
+
+StoreProblem = Callable[[StoreConfig, Configuration], str | None]
+"""Why a store cannot be served, in the words a request would be refused with (None: it can be).
+
+The store providers know; ``federation.stores.registry.store_problem`` is the one the server passes in,
+so that this module stays free of the providers' clients.
+"""
 
 
-def find_problems(config: Configuration, settings: Settings | None = None) -> list[str]:
+def find_problems(config: Configuration, store_problem: StoreProblem) -> list[str]:
     """Every problem of ``config``, each naming the resource and what to change.
 
     Resources of our groups that were not loaded (``config.ignored``) are problems too; deprecated
@@ -18,7 +26,7 @@ def find_problems(config: Configuration, settings: Settings | None = None) -> li
         list(config.ignored)
         + _grant_problems(config)
         + _federation_problems(config)
-        + _store_problems(config, settings or Settings())
+        + _store_problems(config, store_problem)
     )
 
 
@@ -50,7 +58,7 @@ def _federation_problems(config: Configuration) -> list[str]:
         if federation.static_jwks is not None:
             try:
                 keys = parse_jwks(federation.static_jwks)
-            except JwksFetchError as exc:
+            except JwksError as exc:
                 problems.append(f"{where}: spec.jwks: {exc}")
                 keys = {}
             if not keys and federation.static_jwks.get("keys"):
@@ -71,7 +79,7 @@ def _federation_problems(config: Configuration) -> list[str]:
     return problems
 
 
-def _store_problems(config: Configuration, settings: Settings) -> list[str]:
+def _store_problems(config: Configuration, store_problem: StoreProblem) -> list[str]:
     problems = []
     for store in config.stores.values():
         where = f"ClusterSecretStore {store.name}"
@@ -82,6 +90,6 @@ def _store_problems(config: Configuration, settings: Settings) -> list[str]:
             elif config.secret_value(ref) is None:
                 found.append(f"{where}: {ref.describe()} does not exist")
         # The provider's own validation would repeat a missing reference; it runs once they are all there.
-        problem = None if found else store_problem(store, config, settings)
+        problem = None if found else store_problem(store, config)
         problems.extend(found or ([f"{where}: cannot be served: {problem}"] if problem else []))
     return problems

@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass, replace
 
 from federation.config.model import Configuration
+from federation.config.references import referenced_secrets
 from federation.errors import NotFound, StoreError
 from federation.generators.base import Generator
 from federation.generators.model import GeneratorConfig, GeneratorRef, GeneratorSpecError
 from federation.settings import Settings
-from federation.stores.registry import referenced_secrets
 
 MODULES = {
     "Password": "federation.generators.password",

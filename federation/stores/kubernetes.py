@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from federation.config.model import Configuration, KubeSecret, StoreConfig
+from federation.config.references import points_at_cluster_main
 from federation.errors import SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores.base import SecretData
@@ -38,9 +39,6 @@ from federation.stores.connection import ca_pem, client_tls_context, https_sessi
 from federation.stores.service_accounts import parse_service_account
 from federation.stores.vault_auth import SecretReader, client_certificate
 
-IN_CLUSTER_HOSTS = frozenset(
-    {"kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-)
 AUTH_METHODS = ("cert", "token", "serviceAccount")
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+$")
@@ -165,17 +163,6 @@ def _text(data: Mapping[str, bytes], what: str) -> dict[str, str]:
         return {name: value.decode("utf-8") for name, value in data.items()}
     except UnicodeDecodeError:
         raise StoreError(f"{what} holds data that is not UTF-8 text") from None
-
-
-def points_at_cluster_main(spec: Mapping[str, Any]) -> bool:
-    """Whether a ``kubernetes`` provider spec reads cluster-main (no ``server.url``, or an in-cluster one)."""
-    server = spec.get("server")
-    url = server.get("url") if isinstance(server, dict) else None
-    if url is None:
-        return True
-    if not isinstance(url, str):
-        return False
-    return urlsplit(url if "//" in url else f"https://{url}").hostname in IN_CLUSTER_HOSTS
 
 
 def parse_store(store: StoreConfig, snapshot: Configuration, settings: Settings) -> KubernetesStore:

@@ -17,11 +17,12 @@ import hashlib
 import importlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from federation.config.model import CONFIG_MAP, SECRET, Configuration, KubeSecret, SecretKeyRef, StoreConfig
+from federation.config.model import Configuration, KubeSecret, StoreConfig
+from federation.config.references import referenced_secrets
 from federation.errors import NotFound, StoreError
 from federation.settings import Settings
 from federation.stores.base import Provider
@@ -34,21 +35,6 @@ PROVIDER_MODULES = {
     "kubernetes": "federation.stores.kubernetes",
     "vault": "federation.stores.vault",
 }
-
-
-def referenced_secrets(spec: Mapping[str, Any]) -> Iterator[SecretKeyRef]:
-    """Every key selector (``{name, key, namespace?}``) anywhere in a provider spec: a ConfigMap's when
-    it says ``type: ConfigMap``, else a Secret's."""
-    stack: list[Any] = [spec]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("name"), str) and isinstance(node.get("key"), str):
-                kind = CONFIG_MAP if node.get("type") == CONFIG_MAP else SECRET
-                yield SecretKeyRef(node["name"], str(node.get("namespace") or ""), node["key"], kind)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def fingerprint(store: StoreConfig, config: Configuration) -> str:

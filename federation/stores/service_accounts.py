@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from federation.config.kube_api import KubeApi, KubeApiError
 from federation.errors import StoreError, StoreUnavailable
+from federation.kube.api import KubeApi, KubeApiError
 from federation.settings import Settings
 
 DEFAULT_EXPIRATION_SECONDS = 600  # the API server's minimum

@@ -1,7 +1,7 @@
 """The status that the server writes in Kubernetes mode fits the status schema of the CRDs.
 
 The API server would refuse a status patch that its CRD's schema rejects. So every status that
-``federation.status`` builds (Ready or not, with or without keys) is checked against the shipped CRDs.
+``federation.kube.status`` builds (Ready or not, with or without keys) is checked against the shipped CRDs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from federation.config.model import Configuration, Federation, Grant
-from federation.jwks import VerificationKey
-from federation.status import KeyView, authorization_status, federation_status, with_transition_times
+from federation.keyset import VerificationKey
+from federation.kube.status import KeyView, authorization_status, federation_status, with_transition_times
 from tests.charts.helpers_crd_schema import AUTHORIZATION, FEDERATION, errors
 
 NOW = 1_800_000_000.0

@@ -13,19 +13,20 @@ from typing import Any
 
 import pytest
 
-from federation.config.kube import ObjectCache, SecretSelection, referenced_selection
-from federation.config.kube_api import KubeApiError
-from federation.config.kube_lease import Lease, micro_time
 from federation.config.model import Configuration, Federation, Grant, KubeSecret, SecretKeyRef
+from federation.config.references import SecretSelection, referenced_selection
 from federation.errors import Unauthorized, Unavailable
-from federation.settings import Settings
-from federation.status import (
+from federation.kube.api import KubeApiError
+from federation.kube.lease import Lease, micro_time
+from federation.kube.source import ObjectCache
+from federation.kube.status import (
     authorization_status,
     federation_status,
     needs_write,
     with_generation,
     with_transition_times,
 )
+from federation.settings import Settings
 from federation.tokenreview import TokenReviewer, TokenReviewFailed, check_review
 from federation.tokens import Identity
 
@@ -89,7 +90,7 @@ def _config(**federation: Any) -> Configuration:
 
 
 def test_a_federation_without_keys_is_not_ready_and_says_why() -> None:
-    from federation.status import KeyView  # noqa: PLC0415
+    from federation.kube.status import KeyView  # noqa: PLC0415
 
     status = federation_status("alpha", _config(), [], [], KeyView((), None, "connection refused"))
     assert status["conditions"][0]["status"] == "False"

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from federation.config.kube_api import KubeApi, KubeApiError, field_map
+from federation.kube.api import KubeApi, KubeApiError, field_map
 
 log = logging.getLogger(__name__)
 

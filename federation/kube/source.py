@@ -1,6 +1,6 @@
 """Kubernetes mode: the configuration is listed and watched from cluster-main's API server.
 
-Five types are watched, each by its own ``ResourceWatcher`` thread (``kube_watch``):
+Five types are watched, each by its own ``ResourceWatcher`` thread (``kube.watch``):
 ``KubernetesFederation``, ``Authorization``, ``ClusterSecretStore`` (``external-secrets.io/v1``, else
 ``v1beta1``), ``v1 Secret`` and ``v1 ConfigMap``. Every change that matters (anything but ``status``
 and bookkeeping metadata) rebuilds the WHOLE configuration from everything held, through the same
@@ -16,7 +16,7 @@ list of that namespace) before the rebuild. ConfigMaps are watched the same way;
 references (``caProvider`` of ``type: ConfigMap``) are kept.
 
 Each gunicorn worker runs its own source, so every worker sees a change within about a second of the
-API server. One of them, across every replica, also writes status (``federation.status``).
+API server. One of them, across every replica, also writes status (``federation.kube.status``).
 """
 
 from __future__ import annotations
@@ -25,21 +25,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from federation.config.holder import ConfigHolder
-from federation.config.kube_api import KubeApi, KubeApiError, field_map
-from federation.config.kube_watch import ResourceWatcher, WatchedType
 from federation.config.parse import AUTHORIZATION_API, FEDERATION_API, STORE_APIS, build_configuration
+from federation.config.references import ObjectKey, SecretSelection, referenced_selection
 from federation.errors import ConfigurationError
 from federation.jwks import JwksRegistry
+from federation.kube.api import KubeApi, KubeApiError, field_map
+from federation.kube.status import StatusWriter
+from federation.kube.watch import ResourceWatcher, WatchedType
 from federation.settings import Settings
-from federation.stores.kubernetes import points_at_cluster_main
-from federation.stores.registry import referenced_secrets
-
-if TYPE_CHECKING:
-    from federation.status import StatusWriter
 
 log = logging.getLogger(__name__)
 
@@ -57,56 +54,6 @@ COALESCE_SECONDS = 0.05
 STOP_JOIN_SECONDS = 2.0
 SECRET_RETRY_SECONDS = 5.0
 _KEPT_METADATA = ("name", "namespace")
-
-ObjectKey = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class SecretSelection:
-    """The Secrets the configuration references: by (namespace, name), and whole namespaces; and the
-    ConfigMaps, by (namespace, name)."""
-
-    names: frozenset[ObjectKey] = frozenset()
-    namespaces: frozenset[str] = frozenset()
-    config_maps: frozenset[ObjectKey] = frozenset()
-
-    def wants(self, namespace: str, name: str, kind: str = SECRETS.kind) -> bool:
-        """Whether the Secret (or ConfigMap) ``namespace/name`` is referenced."""
-        if kind == CONFIG_MAPS.kind:
-            return (namespace, name) in self.config_maps
-        return namespace in self.namespaces or (namespace, name) in self.names
-
-
-def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelection:
-    """Every Secret that the federations and stores among ``resources`` reference (read from raw
-    resources, so that it works for a batch that does not parse, too)."""
-    names: set[ObjectKey] = set()
-    namespaces: set[str] = set()
-    config_maps: set[ObjectKey] = set()
-    for resource in resources:
-        spec = resource.get("spec")
-        if not isinstance(spec, dict):
-            continue
-        if resource.get("kind") == "KubernetesFederation":
-            review = spec.get("tokenReview")
-            for ref in (
-                spec.get("tokenSecretRef"),
-                review.get("tokenSecretRef") if isinstance(review, dict) else None,
-            ):
-                if isinstance(ref, dict) and ref.get("namespace") and ref.get("name"):
-                    names.add((str(ref["namespace"]), str(ref["name"])))
-        elif resource.get("kind") == "ClusterSecretStore" and isinstance(spec.get("provider"), dict):
-            for kind, provider in spec["provider"].items():
-                if not isinstance(provider, dict):
-                    continue
-                for ref in referenced_secrets(provider):
-                    if ref.namespace:
-                        (config_maps if ref.kind == CONFIG_MAPS.kind else names).add(
-                            (ref.namespace, ref.name)
-                        )
-                if kind == "kubernetes" and points_at_cluster_main(provider):
-                    namespaces.add(str(provider.get("remoteNamespace") or "default"))
-    return SecretSelection(frozenset(names), frozenset(namespaces), frozenset(config_maps))
 
 
 def _key(obj: Mapping[str, Any]) -> ObjectKey:
@@ -229,8 +176,6 @@ class KubernetesSource:
             watcher.start()
         self._rebuilder.start()
         if self._keys is not None:
-            from federation.status import StatusWriter  # noqa: PLC0415 - only Kubernetes mode writes status
-
             self._status = StatusWriter.for_source(self._settings, api, self._keys, self._holder, self)
             self._status.start()
 

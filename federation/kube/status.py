@@ -10,33 +10,33 @@ What is written (through the ``status`` subresource, as a JSON merge patch):
   does not exist, or an issuer that is not its federation's (the same findings as ``esi-federation
   check``), or when the configuration it is part of was rejected.
 
-Only the holder of the status Lease writes (``config.kube_lease``), and only when what it would write
+Only the holder of the status Lease writes (``kube.lease``), and only when what it would write
 differs from what the object already shows: the writes are idempotent and rare. The decisions are pure
 functions of the configuration in force and the key caches; ``StatusWriter`` does the I/O.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation.config.check import find_problems
 from federation.config.holder import ConfigHolder
-from federation.config.kube_api import KubeApi, KubeApiError, field_map
-from federation.config.kube_lease import Lease, default_namespace, worker_identity
 from federation.config.model import Configuration
 from federation.config.parse import AUTHORIZATION_API, FEDERATION_API
-from federation.jwks import JwksRegistry, VerificationKey
+from federation.jwks import JwksRegistry
+from federation.keyset import VerificationKey
+from federation.kube.api import KubeApi, KubeApiError, field_map
+from federation.kube.lease import Lease, default_namespace, worker_identity
 from federation.settings import Settings
-
-if TYPE_CHECKING:
-    from federation.config.kube import KubernetesSource
+from federation.stores.registry import store_problem
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,18 @@ def needs_write(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> bool
     )
 
 
+class ObservedObjects(Protocol):
+    """What the writer reads from the source: the objects as the API server holds them, and why the
+    last batch was rejected (empty when it loaded)."""
+
+    @property
+    def problems(self) -> Sequence[str]:
+        """The problems of the last rejected batch."""
+
+    def observed(self, kind: str) -> Mapping[tuple[str, str], Mapping[str, Any]]:
+        """The objects of ``kind`` by (namespace, name)."""
+
+
 class StatusWriter:
     """Writes status while this worker holds the Lease; woken after each rebuild and every interval."""
 
@@ -174,7 +186,7 @@ class StatusWriter:
         lease: Lease,
         keys: JwksRegistry,
         holder: ConfigHolder,
-        source: KubernetesSource,
+        source: ObservedObjects,
         *,
         interval: float,
     ) -> None:
@@ -196,7 +208,7 @@ class StatusWriter:
         api: KubeApi,
         keys: JwksRegistry,
         holder: ConfigHolder,
-        source: KubernetesSource,
+        source: ObservedObjects,
     ) -> StatusWriter:
         """A writer contending for the Lease the settings name."""
         lease = Lease(
@@ -240,7 +252,7 @@ class StatusWriter:
     def write_all(self) -> None:
         """Write every status that differs from the desired one."""
         config = self._holder.current
-        problems = find_problems(config)
+        problems = find_problems(config, functools.partial(store_problem, settings=Settings()))
         rejected = list(self._source.problems)
         now = time.time()
         grants = {grant.name for grant in config.grants}

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from federation.config.kube_api import KubeApi, KubeApiError, field_map
+from federation.kube.api import KubeApi, KubeApiError, field_map
 
 log = logging.getLogger(__name__)
 
