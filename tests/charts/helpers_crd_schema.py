@@ -11,6 +11,7 @@ from tests.charts.helpers_rendering import SERVER_CHART, crds
 
 FEDERATION = ("identity.federation.external-secrets.io", "KubernetesFederation")
 AUTHORIZATION = ("federation.external-secrets.io", "Authorization")
+AUTHORIZED_IDENTITY = ("federation.external-secrets.io", "AuthorizedIdentity")
 
 FORMATS = jsonschema.FormatChecker([])
 

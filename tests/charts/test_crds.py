@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.charts.helpers_crd_schema import AUTHORIZATION, FEDERATION, crd_by_kind, errors
+from tests.charts.helpers_crd_schema import (
+    AUTHORIZATION,
+    AUTHORIZED_IDENTITY,
+    FEDERATION,
+    crd_by_kind,
+    errors,
+)
 from tests.charts.helpers_rendering import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "cluster-main"
@@ -104,9 +110,9 @@ def with_change(document: dict[str, Any], path: str, value: Any) -> dict[str, An
     return changed
 
 
-def test_both_crds_are_cluster_scoped_v1alpha1_with_a_status_subresource() -> None:
+def test_the_crds_are_cluster_scoped_v1alpha1_with_a_status_subresource() -> None:
     definitions = crd_by_kind()
-    assert set(definitions) == {FEDERATION, AUTHORIZATION}
+    assert set(definitions) == {FEDERATION, AUTHORIZATION, AUTHORIZED_IDENTITY}
     for (group, _), crd in definitions.items():
         assert crd["metadata"]["name"] == f"{crd['spec']['names']['plural']}.{group}"
         assert crd["spec"]["scope"] == "Cluster"
@@ -120,6 +126,7 @@ def test_both_crds_are_cluster_scoped_v1alpha1_with_a_status_subresource() -> No
     [
         (FEDERATION, ["READY", "URL", "ISSUER", "AGE"]),
         (AUTHORIZATION, ["SUBJECT", "STORES", "FEDERATION", "AGE"]),
+        (AUTHORIZED_IDENTITY, ["SUBJECT", "FEDERATION", "AGE"]),
     ],
 )
 def test_printer_columns_show_the_essentials(key: tuple[str, str], columns: list[str]) -> None:
@@ -199,7 +206,11 @@ def test_a_bad_federation_is_rejected(path: str, value: Any, reason: str) -> Non
         ("spec.subject", {"spiffe": {"spiffeID": "spiffe://x"}}, "'oidc' is a required property"),
         ("spec.subject", {"oidc": {"issuer": "https://a"}}, "'subject' is a required property"),
         ("spec.subject", {"oidc": {"issuer": "https://a", "subject": "user:alice"}}, "does not match"),
-        ("spec.allowedClusterSecretStores", ..., "'allowedClusterSecretStores' is a required property"),
+        (
+            "spec.allowedGenerators",
+            [{"namespace": "apps", "kind": "Password"}],
+            "'name' is a required property",
+        ),
         ("spec.allowedClusterSecretStores", "vault-prod", "is not of type 'array'"),
         ("spec.allowedSecrets", [""], "should be non-empty"),
         ("spec.allowedGenerators", {"name": "pw"}, "is not of type 'array'"),
@@ -210,3 +221,9 @@ def test_a_bad_federation_is_rejected(path: str, value: Any, reason: str) -> Non
 def test_a_bad_authorization_is_rejected(path: str, value: Any, reason: str) -> None:
     problems = errors(AUTHORIZATION, with_change(FULL_AUTHORIZATION, path, value))
     assert any(reason in problem for problem in problems), problems
+
+
+def test_an_authorization_of_generators_only_needs_no_store() -> None:
+    generators_only = with_change(FULL_AUTHORIZATION, "spec.allowedClusterSecretStores", ...)
+    generators_only["spec"]["allowedGenerators"] = [{"namespace": "apps", "kind": "Password", "name": "pw"}]
+    assert errors(AUTHORIZATION, generators_only) == []

@@ -55,7 +55,7 @@ def test_every_rendered_manifest_validates_strictly(
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_the_crds_validate_strictly(kube_version: str) -> None:
     definitions = crds(SERVER_CHART)
-    assert len(definitions) == 2
+    assert len(definitions) == 3
     for definition in definitions:
         validate_strict(definition, kube_version)
 
