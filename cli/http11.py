@@ -53,16 +53,42 @@ def exchange(
 ) -> Response:
     """Connect to ``host:port`` over TLS (verified by ``context``), send ``request``, read the answer.
 
-    ``timeout`` bounds each connect, send and receive. Raises ``OSError`` (``ssl.SSLError`` included)
-    for network and TLS failures, ``ProtocolError`` for a malformed answer, ``TooLargeError``.
+    ``timeout`` bounds the whole exchange, not each read: a watchdog shuts the socket down when it is
+    spent, so a server that drips its handshake or its answer cannot hold the call longer. Raises
+    ``OSError`` (``ssl.SSLError`` included, ``TimeoutError`` when the time is spent) for network and TLS
+    failures, ``ProtocolError`` for a malformed answer, ``TooLargeError``.
     """
-    with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        tls.sendall(request)
-        with tls.makefile("rb") as reader:
-            return read_response(reader, max_body)
+    import contextlib  # noqa: PLC0415 - deferred with the rest of the request code
+    import threading  # noqa: PLC0415
+
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
+        spent = threading.Event()
+
+        def cut() -> None:
+            spent.set()
+            # The plain socket's shutdown: the TLS one would tear down state a reading thread uses.
+            with contextlib.suppress(OSError):  # already closed: nothing left to cut
+                socket.socket.shutdown(tls, socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(timeout, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            tls.do_handshake()
+            tls.sendall(request)
+            with tls.makefile("rb") as reader:
+                response = read_response(reader, max_body)
+        except (OSError, ProtocolError) as exc:
+            if spent.is_set():
+                raise TimeoutError(f"no complete answer within {timeout:g}s") from exc
+            raise
+        finally:
+            watchdog.cancel()
+            tls.close()
+        if spent.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:g}s")
+        return response
 
 
 def build_request(

@@ -52,7 +52,7 @@ def pinned_request(
         raise PinnedRequestError(f"{url} is not an https:// URL")
     context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else ssl.create_default_context()
     total = settings.jwks_total_timeout
-    connection = http.client.HTTPSConnection(
+    connection = _Connection(
         parts.hostname,
         parts.port or 443,
         context=context,
@@ -83,12 +83,24 @@ def pinned_request(
     return answer
 
 
+class _Connection(http.client.HTTPSConnection):
+    """The TLS socket is ``sock`` before its handshake starts, so the watchdog can cut a dripping one."""
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            raw, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self.sock.do_handshake()
+
+
 def _cut(connection: http.client.HTTPSConnection) -> None:
-    # Any blocked read or handshake on this socket returns at once; the request then fails.
+    # Any blocked read or handshake on this socket returns at once; the request then fails. The plain
+    # socket's shutdown: the TLS one would tear down state the reading thread still uses.
     sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed: nothing left to cut
-            sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:

@@ -62,6 +62,7 @@ class StubFederation:
     lock: threading.Lock = field(default_factory=threading.Lock)
     chunked: bool = False  # answer 200s with Transfer-Encoding: chunked instead of Content-Length
     until_close: bool = False  # answer 200s without a length: the body ends when the connection does
+    drip_s: float = 0.0  # send every answer one byte per drip_s seconds (a per-read timeout never fires)
 
     def answer_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` when given)."""
@@ -107,6 +108,11 @@ def _handler_for(state: StubFederation) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the test output is esi-cli's, not the stub's."""
+
+        def setup(self) -> None:
+            super().setup()
+            if state.drip_s:
+                self.wfile = _Dripping(self.wfile, state.drip_s)  # type: ignore[assignment]
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
@@ -187,6 +193,24 @@ def _handler_for(state: StubFederation) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data.encode())
 
     return Handler
+
+
+class _Dripping:
+    """A write side that sends one byte at a time, ``interval`` seconds apart, until the client leaves."""
+
+    def __init__(self, inner: object, interval: float) -> None:
+        self._inner = inner
+        self._interval = interval
+
+    def write(self, data: bytes) -> int:
+        for index in range(len(data)):
+            self._inner.write(data[index : index + 1])  # type: ignore[attr-defined]
+            self._inner.flush()  # type: ignore[attr-defined]
+            time.sleep(self._interval)
+        return len(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
 
 
 def _name(item: dict[str, str]) -> str:

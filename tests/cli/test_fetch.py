@@ -448,3 +448,16 @@ def test_an_answer_that_ends_with_the_connection_is_read_whole(
 
     assert result.exit_code == 0, result.stderr
     assert holds(secrets_dir / "x", stub_value(stub, "api-keys", "service-a-token"))
+
+
+def test_timeout_is_a_deadline_for_the_whole_run_against_a_dripping_server(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str]
+) -> None:
+    # Every answer arrives one byte per 50 ms (~10 s each): each read is quick, the whole is not.
+    stub.drip_s = 0.05
+    started = time.monotonic()
+    result = run_cli("fetch", *connect_args, "--timeout", "2s", "--file", "t=vault-prod:api-keys")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 5
+    assert elapsed < 3.5
+    assert "within --timeout 2s" in result.stderr
