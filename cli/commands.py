@@ -50,7 +50,7 @@ def run_fetch(client: FederationClient, secrets: Secrets, sleep: Callable[[float
     if generated_later:
         check_generator_grants(client, generated_later)
     values = fetch_values(client, [binding for binding in bindings if binding not in generated_later])
-    write_files(_file_contents(secrets.files, values), secrets.file_mode)
+    write_files(_file_contents(secrets.files, values), secrets.file_mode, secrets.directory)
     log.info(
         "fetched",
         f"wrote {len(secrets.files)} file(s); {len(secrets.envs)} env reference(s) checked",
@@ -84,7 +84,7 @@ def refresh_files(
         done += 1
         try:
             values = fetch_values(client, files)
-            changed = write_changed_files(_file_contents(files, values), secrets.file_mode)
+            changed = write_changed_files(_file_contents(files, values), secrets.file_mode, secrets.directory)
         except CliError as exc:
             log.warning("refresh-failed", exc.message, exit_code=exc.exit_code)
             continue

@@ -99,7 +99,7 @@ class Connection:
 class Secrets:
     """What ``fetch`` and ``exec`` deliver, and how files are written."""
 
-    __slots__ = ("bin_dir", "envs", "file_mode", "files", "refresh_interval")
+    __slots__ = ("bin_dir", "directory", "envs", "file_mode", "files", "refresh_interval")
 
     def __init__(
         self,
@@ -109,12 +109,14 @@ class Secrets:
         file_mode: int,
         refresh_interval: float | None,
         bin_dir: str | None = None,
+        directory: str | None = None,
     ) -> None:
         self.envs = envs
         self.files = files
         self.file_mode = file_mode
         self.refresh_interval = refresh_interval
         self.bin_dir = bin_dir  # env mode: where fetch copies the self-contained esi-cli
+        self.directory = directory  # --dir: no symbolic link is followed below it
 
 
 def option(values: Mapping[str, object], environ: Mapping[str, str], name: str) -> str | None:
@@ -164,6 +166,7 @@ def load_secrets(values: Mapping[str, object], environ: Mapping[str, str]) -> Se
         file_mode=parse_file_mode(option(values, environ, "file_mode") or DEFAULT_FILE_MODE),
         refresh_interval=_refresh_interval(option(values, environ, "refresh_interval")),
         bin_dir=option(values, environ, "bin_dir"),
+        directory=os.path.abspath(directory),
     )
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from cli.errors import CliError, Terminated
 from cli.files import TEMP_SUFFIX, write_changed_files, write_files
+from tests.cli.helpers_run import RunCli
+from tests.cli.helpers_stub_federation import StubFederation
 
 
 @pytest.fixture
@@ -113,3 +115,43 @@ def test_a_longer_file_with_the_same_prefix_counts_as_changed(tmp_path: Path) ->
 
     assert write_changed_files({str(target): b"abc"}, 0o440) == [str(target)]
     assert target.read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("depth", ["sub", "real/sub"])
+def test_a_symlinked_directory_under_the_root_is_refused(tmp_path: Path, depth: str) -> None:
+    root, outside = tmp_path / "secrets", tmp_path / "outside"
+    outside.mkdir()
+    link = root / depth
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(CliError, match=f"{link} is a symbolic link"):
+        write_files({str(root / depth / "nested" / "token"): b"secret"}, 0o440, str(root))
+    with pytest.raises(CliError, match="symbolic link"):
+        write_changed_files({str(root / depth / "token"): b"secret"}, 0o440, str(root))
+    assert everything_in(outside) == []
+    assert [p for p in everything_in(root) if TEMP_SUFFIX in p] == []
+
+
+def test_the_root_itself_and_paths_outside_it_may_be_reached_through_links(tmp_path: Path) -> None:
+    real, other = tmp_path / "real", tmp_path / "other"
+    real.mkdir()
+    other.mkdir()
+    (tmp_path / "root-link").symlink_to(real, target_is_directory=True)
+    (tmp_path / "other-link").symlink_to(other, target_is_directory=True)
+    root = tmp_path / "root-link"
+    write_files({str(root / "a" / "b"): b"1", str(tmp_path / "other-link" / "c"): b"2"}, 0o440, str(root))
+    assert (real / "a" / "b").read_bytes() == b"1"
+    assert (other / "c").read_bytes() == b"2"
+
+
+def test_esi_cli_refuses_to_write_through_a_planted_link(
+    run_cli: RunCli, stub: StubFederation, connect_args: list[str], secrets_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secrets_dir.mkdir(exist_ok=True)
+    (secrets_dir / "db").symlink_to(outside, target_is_directory=True)
+    result = run_cli("fetch", *connect_args, "--file", "db/password=vault-prod:db-credentials#password")
+    assert result.exit_code == 1
+    assert "is a symbolic link" in result.stderr
+    assert everything_in(outside) == []
