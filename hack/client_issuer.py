@@ -226,12 +226,12 @@ class ClientClusterIssuer:
         """A projected ServiceAccount token of this cluster (see ``TokenIssuer.mint``).
 
         With ``pod_name``, the pod exists from now on (with one uid for all its tokens) until
-        ``delete_pod``; minting for a deleted pod's name makes a new pod with a new uid.
+        ``delete_pod``; a token minted after that is a deleted pod's token (same uid), as a test of a
+        refused token needs.
         """
         pod_uid = None
         if pod_name:
             with self._lock:
-                self._deleted_pods.discard((namespace, pod_name))
                 pod_uid = self._pods.setdefault((namespace, pod_name), str(uuid.uuid4()))
         return self.tokens.mint(
             namespace,
@@ -246,6 +246,8 @@ class ClientClusterIssuer:
     def pod_uid(self, namespace: str, pod_name: str) -> str | None:
         """The uid of an existing pod, or None."""
         with self._lock:
+            if (namespace, pod_name) in self._deleted_pods:
+                return None
             return self._pods.get((namespace, pod_name))
 
     def federation_manifest(
@@ -293,7 +295,6 @@ class ClientClusterIssuer:
         ``GET`` of the pod answers 404."""
         with self._lock:
             self._deleted_pods.add((namespace, pod_name))
-            self._pods.pop((namespace, pod_name), None)
 
     def review(self, token: str, audiences: Sequence[str] | None) -> dict[str, Any]:
         """The TokenReview status this cluster gives ``token`` (see ``hack.token_review.review``)."""
@@ -322,6 +323,8 @@ class ClientClusterIssuer:
         namespace, name = match.group(1), match.group(2)
         with self._lock:
             uid = self._pods.get((namespace, name))
+            if (namespace, name) in self._deleted_pods:
+                uid = None
         if uid is None:
             return None
         return {
