@@ -10,6 +10,7 @@ from the store's), and the reads that reached OpenBao (its audit log, per key, a
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import threading
 import time
@@ -72,6 +73,8 @@ class StormNumbers:
     store_reads_by_key: Mapping[str, int]
     merged_reads_metric: int
     server_cpu_ms_per_pod: float
+    # CPU of one esi-cli process (user + system), what the pods' nodes spend.
+    cli_cpu_ms_per_pod: float
     handshake_cpu_ms: float
     error_samples: Sequence[str] = field(default_factory=tuple)
 
@@ -95,6 +98,7 @@ class StormNumbers:
             "store_reads_per_key_max": self.store_reads_per_key_max,
             "merged_reads": self.merged_reads_metric,
             "server_cpu_ms_per_pod": round(self.server_cpu_ms_per_pod, 3),
+            "cli_cpu_ms_per_pod": round(self.cli_cpu_ms_per_pod, 3),
             "handshake_cpu_ms": round(self.handshake_cpu_ms, 3),
             "tls_key": self.key_type,
             "serve_flags": list(self.serve_flags),
@@ -144,9 +148,10 @@ def run_storm(env: Environment, federation: Federation, server: StormServer, pla
     )
     keys = sorted({key for key, _ in manifests.REFERENCES})
     before, audit_before = scrape_of(server.target), _audit(federation, keys)
-    cpu_before = server.process.cpu_seconds()
+    cpu_before, children_before = server.process.cpu_seconds(), _children_cpu_seconds()
     runs = _launch(commands, plan)
     cpu = server.process.cpu_seconds() - cpu_before
+    cli_cpu = _children_cpu_seconds() - children_before
     after, audit_after = scrape_of(server.target), _audit(federation, keys)
     errors, samples = _check(runs, commands, federation.values)
     store = {"store": manifests.OPENBAO_STORE}
@@ -173,6 +178,7 @@ def run_storm(env: Environment, federation: Federation, server: StormServer, pla
             - counter_sum(before, "esi_federation_store_merged_reads_total", store)
         ),
         server_cpu_ms_per_pod=cpu * 1000 / plan.pods,
+        cli_cpu_ms_per_pod=cli_cpu * 1000 / plan.pods,
         handshake_cpu_ms=handshakes.server_cpu_ms_per_request,
         error_samples=samples,
     )
@@ -296,6 +302,12 @@ def _warm_up(federation: Federation, target: Target) -> None:
             max_seconds=5.0,
             fresh_connections=True,
         )
+
+
+def _children_cpu_seconds() -> float:
+    """CPU of this process's children that have exited: during a storm, the pods' esi-cli processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _audit(federation: Federation, keys: Sequence[str]) -> dict[str, int]:
