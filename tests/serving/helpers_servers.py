@@ -21,6 +21,8 @@ from hack.certs import CertificateAuthority, TlsFiles, create_ca, write_tls_file
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# The server the seed pod's annotation names (examples/client-cluster-alpha/prometheus-pod.yaml).
+WEBHOOK_SERVER_URL = "https://esi-federation.cluster-main.example.com"
 
 
 @dataclass
@@ -117,7 +119,7 @@ def webhook_server(tmp: Path, *, workers: int = 1, threads: int = 4) -> Iterator
     ca_file = tmp / "server-ca.crt"
     ca_file.write_bytes(server_ca.cert_pem)
     command = [str(BIN / "esi-webhook"), "serve", "--workers", str(workers), "--threads", str(threads)]
-    command += ["--server-url", "https://esi-federation.example.com", "--server-ca-file", str(ca_file)]
+    command += ["--server-url", WEBHOOK_SERVER_URL, "--server-ca-file", str(ca_file)]
     command += ["--cluster-name", "client-cluster-alpha", "--init-image", "example.com/esi-cli:1"]
     with _run(command, tmp, "webhook", "/readyz", {}) as server:
         yield server
