@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 
-from cli import __version__, log
+from cli import __version__, flags, log
 from cli.errors import CliError, Terminated, UsageError
+from cli.options import Option, add_options
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -140,11 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    connection = _connection_options()
-    secrets = _secret_options()
+    connection = _options(flags.CONNECTION)
+    secrets = _options(flags.SECRETS)
     subcommands.add_parser(
         "fetch",
-        parents=[connection, secrets, _install_options()],
+        parents=[connection, secrets, _options(flags.INSTALL)],
         help="write the secrets to files and exit (or keep them fresh with --refresh-interval)",
         description="Fetch the --file secrets (and check the --env ones) and write each file atomically.",
         epilog=EPILOG,
@@ -176,71 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _connection_options() -> argparse.ArgumentParser:
+def _options(declared: tuple[Option, ...]) -> argparse.ArgumentParser:
     group = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
-    add = group.add_argument
-    add("--server", metavar="URL", help="federation server, https:// only (ESI_SERVER; required)")
-    add(
-        "--token-file",
-        metavar="PATH",
-        help="ServiceAccount token sent as Bearer (ESI_TOKEN_FILE; default /var/run/secrets/esi/token)",
-    )
-    add(
-        "--ca-file",
-        metavar="PATH",
-        help="client cluster CA certificate sent as caCert (ESI_CA_FILE; "
-        "default /var/run/secrets/esi/ca.crt if present)",
-    )
-    add(
-        "--server-ca-file",
-        metavar="PATH",
-        help="CA that verifies the server's TLS certificate (ESI_SERVER_CA_FILE, or ESI_SERVER_CA "
-        "holding the PEM itself; default the system trust store)",
-    )
-    add("--cluster", metavar="NAME", help="this cluster's name, a hint for the server (ESI_CLUSTER)")
-    add(
-        "--timeout",
-        metavar="DURATION",
-        help="total time for the request, retries included: 90, 90s, 5m, 1h (ESI_TIMEOUT; default 120s)",
-    )
-    return group
-
-
-def _install_options() -> argparse.ArgumentParser:
-    group = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
-    group.add_argument(
-        "--bin-dir",
-        metavar="DIR",
-        help="env mode: also copy this self-contained esi-cli into DIR, for the wrapped application "
-        "(ESI_BIN_DIR; default off)",
-    )
-    return group
-
-
-def _secret_options() -> argparse.ArgumentParser:
-    group = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
-    add = group.add_argument
-    add("--store", metavar="STORE", help="default store for references without one (ESI_STORE)")
-    add(
-        "--env",
-        metavar="NAME=REF",
-        action="append",
-        help="env var NAME of the exec'd command gets REF; repeatable (ESI_ENV, one per line)",
-    )
-    add(
-        "--file",
-        metavar="PATH=REF",
-        action="append",
-        help="file PATH gets REF, relative PATH is under --dir; repeatable (ESI_FILES, one per line)",
-    )
-    add("--dir", metavar="DIR", help="directory for relative file paths (ESI_DIR; default /etc/secrets)")
-    add("--file-mode", metavar="MODE", help="octal mode of written files (ESI_FILE_MODE; default 0440)")
-    add(
-        "--refresh-interval",
-        metavar="DURATION",
-        help="fetch: keep running and rewrite files that changed every DURATION "
-        "(ESI_REFRESH_INTERVAL; default off)",
-    )
+    add_options(group, declared)
     return group
 
 

@@ -10,39 +10,23 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from cli import environment, flags
 from cli.durations import parse_duration
 from cli.errors import UsageError
-from cli.refs import ReferenceError, SecretRef, parse_ref, split_lines
+from cli.flags import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
+from cli.options import OptionError
+from cli.refs import ReferenceError, SecretRef, parse_ref
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-DEFAULT_TOKEN_FILE = "/var/run/secrets/esi/token"  # noqa: S105 - a path, not a secret
-DEFAULT_CA_FILE = "/var/run/secrets/esi/ca.crt"
-DEFAULT_DIR = "/etc/secrets"
-DEFAULT_FILE_MODE = "0440"
-DEFAULT_TIMEOUT = "120s"
 # Below this a sidecar would only load the server; the federation rate-limits per subject anyway.
 MIN_REFRESH_INTERVAL = 1.0
 
-# option attribute -> environment variable; the one place that ties the two together.
-ENV_VARS = {
-    "server": "ESI_SERVER",
-    "token_file": "ESI_TOKEN_FILE",
-    "ca_file": "ESI_CA_FILE",
-    "server_ca_file": "ESI_SERVER_CA_FILE",
-    "cluster": "ESI_CLUSTER",
-    "store": "ESI_STORE",
-    "env": "ESI_ENV",
-    "file": "ESI_FILES",
-    "dir": "ESI_DIR",
-    "file_mode": "ESI_FILE_MODE",
-    "timeout": "ESI_TIMEOUT",
-    "refresh_interval": "ESI_REFRESH_INTERVAL",
-    "bin_dir": "ESI_BIN_DIR",
-}
-SERVER_CA_PEM_VAR = "ESI_SERVER_CA"
+# option attribute -> environment variable, as the declarations in ``cli.flags`` tie them.
+ENV_VARS = {option.dest: option.env for option in flags.ALL}
+SERVER_CA_PEM_VAR = environment.SERVER_CA
 
 
 class EnvBinding:
@@ -120,12 +104,22 @@ class Secrets:
 
 
 def option(values: Mapping[str, object], environ: Mapping[str, str], name: str) -> str | None:
-    """The command-line value of option ``name``, else its environment variable, else ``None``."""
-    given = values.get(name)
-    if given is not None:
-        return str(given)
-    from_env = environ.get(ENV_VARS[name], "")
-    return from_env if from_env.strip() else None
+    """The command-line value of option ``name``, else its environment variable, else its default."""
+    value = _resolve(values, environ, name)
+    return str(value) if value is not None else None
+
+
+def entries(values: Mapping[str, object], environ: Mapping[str, str], name: str) -> list[str]:
+    """The entries of a repeatable option: every time it was given, else its variable's lines."""
+    value = _resolve(values, environ, name)
+    return [str(entry) for entry in value] if isinstance(value, list) else []
+
+
+def _resolve(values: Mapping[str, object], environ: Mapping[str, str], name: str) -> object:
+    try:
+        return flags.BY_DEST[name].resolve(values, environ)
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def load_connection(values: Mapping[str, object], environ: Mapping[str, str]) -> Connection:
@@ -142,14 +136,14 @@ def load_connection(values: Mapping[str, object], environ: Mapping[str, str]) ->
         ca_file=_client_ca_file(option(values, environ, "ca_file")),
         server_ca_pem=_server_ca_pem(option(values, environ, "server_ca_file"), environ),
         cluster=option(values, environ, "cluster"),
-        timeout=_timeout(option(values, environ, "timeout") or DEFAULT_TIMEOUT),
+        timeout=_timeout(option(values, environ, "timeout") or flags.DEFAULT_TIMEOUT),
     )
 
 
 def load_secrets(values: Mapping[str, object], environ: Mapping[str, str]) -> Secrets:
     """Build and check the references, target files, file mode and refresh interval."""
     store = option(values, environ, "store")
-    directory = option(values, environ, "dir") or DEFAULT_DIR
+    directory = option(values, environ, "dir") or flags.DEFAULT_DIR
     envs = tuple(
         EnvBinding(_env_name(name, text), _ref(ref, store, f"--env {text}"))
         for text, name, ref in _bindings(values, environ, "env", "--env NAME=REF")
@@ -163,7 +157,7 @@ def load_secrets(values: Mapping[str, object], environ: Mapping[str, str]) -> Se
     return Secrets(
         envs=envs,
         files=files,
-        file_mode=parse_file_mode(option(values, environ, "file_mode") or DEFAULT_FILE_MODE),
+        file_mode=parse_file_mode(option(values, environ, "file_mode") or flags.DEFAULT_FILE_MODE),
         refresh_interval=_refresh_interval(option(values, environ, "refresh_interval")),
         bin_dir=option(values, environ, "bin_dir"),
         directory=os.path.abspath(directory),
@@ -210,16 +204,8 @@ def file_path(directory: str, path: str, text: str) -> str:
 def _bindings(
     values: Mapping[str, object], environ: Mapping[str, str], name: str, shape: str
 ) -> list[tuple[str, str, str]]:
-    given = values.get(name)
-    if isinstance(given, list) and given:
-        entries = [str(entry) for entry in given]
-    else:
-        try:
-            entries = split_lines(environ.get(ENV_VARS[name], ""))
-        except ReferenceError as exc:
-            raise UsageError(f"{ENV_VARS[name]}: {exc}") from None
     result = []
-    for entry in entries:
+    for entry in entries(values, environ, name):
         target, separator, ref = entry.partition("=")
         if not separator:
             raise UsageError(f"{entry!r} is not {shape}")

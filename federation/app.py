@@ -7,7 +7,6 @@ from ``ESI_FEDERATION_*`` environment variables (see ``settings_from_environment
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from flask import Flask
 
@@ -22,9 +21,10 @@ from federation.generators.registry import GeneratorRegistry
 from federation.generators.revoker import Revoker
 from federation.jwks import Fetcher, JwksRegistry, fetch_jwks
 from federation.metrics import Metrics
+from federation.options import settings_from
 from federation.ratelimit import RateLimiter
 from federation.service import FederationService
-from federation.settings import Settings, parse_duration
+from federation.settings import Settings
 from federation.stores.reader import StoreReader
 from federation.stores.registry import StoreRegistry
 from federation.stores.shared_reads import SharedReads
@@ -112,17 +112,5 @@ def start_source(settings: Settings, holder: ConfigHolder, keys: JwksRegistry | 
 
 
 def settings_from_environment() -> Settings:
-    """Settings for plain gunicorn: ``ESI_FEDERATION_MANIFESTS``, ``_KUBERNETES``, ``_AUDIENCE``, ..."""
-    env = os.environ
-    manifests = env.get("ESI_FEDERATION_MANIFESTS")
-    return Settings(
-        manifests_dir=Path(manifests) if manifests else None,
-        kubernetes=env.get("ESI_FEDERATION_KUBERNETES", "").lower() in ("1", "true", "yes"),
-        kubeconfig=Path(env["ESI_FEDERATION_KUBECONFIG"]) if env.get("ESI_FEDERATION_KUBECONFIG") else None,
-        audience=env.get("ESI_FEDERATION_AUDIENCE", Settings.audience),
-        max_token_lifetime=parse_duration(env.get("ESI_FEDERATION_MAX_TOKEN_LIFETIME", "1h")),
-        rate_limit=float(env.get("ESI_FEDERATION_RATE_LIMIT", Settings.rate_limit)),
-        store_cache_ttl=parse_duration(env.get("ESI_FEDERATION_STORE_CACHE_TTL", "1s")),
-        state_dir=Path(env["ESI_FEDERATION_STATE_DIR"]) if env.get("ESI_FEDERATION_STATE_DIR") else None,
-        insecure_http=True,
-    )
+    """Settings for plain gunicorn: every ``serve`` flag's ``ESI_FEDERATION_*`` variable, else its default."""
+    return settings_from({}, os.environ)

@@ -8,21 +8,15 @@ import functools
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from federation import register_command
 from federation.errors import ConfigurationError
-from federation.settings import Settings, parse_duration
+from federation.options import add_serve_options, settings_from
+from federation.settings import Settings
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,110 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API over TLS with gunicorn")
-    source = serve.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--manifests",
-        type=Path,
-        metavar="DIR",
-        help="local mode: read *.yaml/*.yml in DIR, reloading on change",
-    )
-    source.add_argument(
-        "--kubernetes", action="store_true", help="Kubernetes mode: list and watch the resources"
-    )
-    serve.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig for --kubernetes (default: in-cluster config)"
-    )
-    serve.add_argument(
-        "--lease-namespace",
-        metavar="NAMESPACE",
-        help="--kubernetes: namespace of the Lease that elects the status writer "
-        "(default: $POD_NAMESPACE, else the in-cluster namespace)",
-    )
-    serve.add_argument(
-        "--state-dir",
-        type=Path,
-        metavar="DIR",
-        help="where the records of revocable generated credentials (Vault leases) are kept, so that a "
-        "restarted server still renews and revokes them; without it, VaultDynamicSecret is refused",
-    )
-    serve.add_argument(
-        "--pod-check-interval",
-        type=_duration,
-        default=Settings.pod_check_interval,
-        metavar="DURATION",
-        help="how often the pods holding generated credentials are looked up on their clusters; a "
-        "credential of a deleted pod is revoked within this time (at most 60s; default: %(default)s)",
-    )
-    serve.add_argument(
-        "--token-review-cache-ttl",
-        type=_duration,
-        default=Settings.token_review_cache_ttl,
-        metavar="DURATION",
-        help="how long a positive TokenReview answer is reused for the same token (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--bind", default=Settings.bind, metavar="HOST:PORT", help="listen address (default: %(default)s)"
-    )
-    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain of the server")
-    serve.add_argument("--tls-key", type=Path, help="PEM private key of the server")
-    serve.add_argument(
-        "--insecure-http", action="store_true", help="serve plain HTTP (tests only; never in production)"
-    )
-    serve.add_argument(
-        "--audience",
-        default=Settings.audience,
-        help="audience tokens must carry, unless a federation sets spec.audiences (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--allow-extra-audiences",
-        action="store_true",
-        help="accept tokens whose aud also holds other audiences",
-    )
-    serve.add_argument(
-        "--max-token-lifetime",
-        type=_duration,
-        default=Settings.max_token_lifetime,
-        metavar="DURATION",
-        help="longest exp - iat accepted (90, 90s, 5m, 1h) (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--rate-limit",
-        type=float,
-        default=Settings.rate_limit,
-        metavar="PER_SECOND",
-        help="requests/s per (cluster, subject), shared among the workers; bursts of twice that "
-        "(default: %(default)s)",
-    )
-    serve.add_argument(
-        "--store-cache-ttl",
-        type=_duration,
-        default=Settings.store_cache_ttl,
-        metavar="DURATION",
-        help="serve a store's answer for this long after its read started, to every worker; 0 turns "
-        "caching off (identical reads in flight are merged anyway) (default: %(default)gs)",
-    )
-    serve.add_argument(
-        "--reload-interval",
-        type=_duration,
-        default=Settings.reload_interval,
-        metavar="DURATION",
-        help="how often --manifests DIR is checked for changes (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=Settings.workers,
-        help="gunicorn worker processes (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--threads", type=int, default=Settings.threads, help="threads per worker (default: %(default)s)"
-    )
-    serve.add_argument(
-        "--log-level",
-        default=Settings.log_level,
-        choices=["debug", "info", "warning", "error"],
-        help="log level (default: %(default)s)",
-    )
+    add_serve_options(serve)
     check = commands.add_parser("check", help="validate a manifests directory offline; exit 1 on problems")
     check.add_argument(
         "--manifests", type=Path, required=True, metavar="DIR", help="directory of *.yaml/*.yml"
@@ -146,30 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from parsed ``serve`` flags."""
-    return Settings(
-        manifests_dir=args.manifests,
-        kubernetes=args.kubernetes,
-        kubeconfig=args.kubeconfig,
-        lease_namespace=args.lease_namespace,
-        token_review_cache_ttl=args.token_review_cache_ttl,
-        state_dir=args.state_dir,
-        pod_check_interval=args.pod_check_interval,
-        audience=args.audience,
-        allow_extra_audiences=args.allow_extra_audiences,
-        max_token_lifetime=args.max_token_lifetime,
-        rate_limit=args.rate_limit,
-        store_cache_ttl=args.store_cache_ttl,
-        reload_interval=args.reload_interval,
-        bind=args.bind,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        insecure_http=args.insecure_http,
-        workers=args.workers,
-        threads=args.threads,
-        log_level=args.log_level,
-    )
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Settings from parsed ``serve`` flags, else their ``ESI_FEDERATION_*`` variables, else defaults."""
+    return settings_from(vars(args), environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check(args.manifests)
     if args.command == "register":
         return register_command.run(args)
-    return run_serve(settings_from_args(args))
+    try:
+        settings = settings_from_args(args, os.environ)
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            print(f"esi-federation: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_serve(settings)
 
 
 def run_check(directory: Path) -> int:

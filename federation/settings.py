@@ -6,20 +6,8 @@ environment at import time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``5m`` or ``1h``; ``ValueError`` naming the text otherwise."""
-    match = _DURATION.match(text.lower())
-    if match is None:
-        raise ValueError(f"invalid duration {text!r}: use 90, 90s, 5m or 1h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 @dataclass(frozen=True)

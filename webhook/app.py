@@ -30,10 +30,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app for ``settings``, or for the settings the environment describes."""
     if settings is None:
         # The entry point under plain gunicorn: the environment is the whole configuration, logs included.
-        from webhook.options import settings_from_environment  # noqa: PLC0415  # argparse only when needed
+        from webhook.options import log_level_from_environment, settings_from_environment  # noqa: PLC0415
 
         settings = settings_from_environment(os.environ)
-        logs.configure(os.environ.get("ESI_WEBHOOK_LOG_LEVEL", "info"))
+        logs.configure(log_level_from_environment(os.environ))
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = WebhookState(settings, WebhookMetrics.create())

@@ -9,20 +9,27 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from webhook import logs
 from webhook.errors import ConfigurationError, WebhookError
 from webhook.offline import OUTPUTS, mutate_document, render
-from webhook.options import ENV_PREFIX, add_configuration_flags, settings_from_args
+from webhook.options import (
+    INJECTION,
+    SERVER,
+    add_configuration_flags,
+    add_server_flags,
+    resolve,
+    settings_from_values,
+)
 
 log = logging.getLogger("webhook.main")
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The ``esi-webhook`` command line; every configuration flag also reads ``ESI_WEBHOOK_*``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``esi-webhook`` command line; every flag also reads its ``ESI_WEBHOOK_*`` variable."""
     parser = argparse.ArgumentParser(
         prog="esi-webhook",
         description="Mutating admission webhook that injects esi-init into annotated pods.",
@@ -33,35 +40,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="serve /mutate, /healthz, /readyz and /metrics over TLS",
         description="Serve AdmissionReviews over TLS with gunicorn; TLS files are reloaded when they change.",
     )
-    server = serve.add_argument_group("server")
-    server.add_argument(
-        "--bind",
-        default=environ.get(ENV_PREFIX + "BIND", "0.0.0.0:8443"),
-        help="HOST:PORT to listen on (default: 0.0.0.0:8443) [env ESI_WEBHOOK_BIND]",
-    )
-    server.add_argument(
-        "--tls-cert",
-        default=environ.get(ENV_PREFIX + "TLS_CERT"),
-        help="PEM certificate (chain) file, reloaded on change (required) [env ESI_WEBHOOK_TLS_CERT]",
-    )
-    server.add_argument(
-        "--tls-key",
-        default=environ.get(ENV_PREFIX + "TLS_KEY"),
-        help="PEM private key file, reloaded on change (required) [env ESI_WEBHOOK_TLS_KEY]",
-    )
-    server.add_argument(
-        "--workers",
-        type=int,
-        default=environ.get(ENV_PREFIX + "WORKERS", "2"),
-        help="gunicorn worker processes (default: 2) [env ESI_WEBHOOK_WORKERS]",
-    )
-    server.add_argument(
-        "--threads",
-        type=int,
-        default=environ.get(ENV_PREFIX + "THREADS", "4"),
-        help="threads per worker (default: 4) [env ESI_WEBHOOK_THREADS]",
-    )
-    add_configuration_flags(serve, environ)
+    add_server_flags(serve)
+    add_configuration_flags(serve)
     mutate = commands.add_parser(
         "mutate",
         help="print a pod as the webhook would mutate it, offline",
@@ -78,44 +58,44 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     mutate.add_argument(
         "-n", "--namespace", help="namespace to admit the pod in (default: the manifest's, else default)"
     )
-    add_configuration_flags(mutate, environ)
+    add_configuration_flags(mutate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``esi-webhook``; return the exit code."""
     environ = os.environ
+    args = build_parser().parse_args(argv)
     try:
-        parser = build_parser(environ)
+        values = resolve(INJECTION, args, environ)
     except ConfigurationError as exc:
         print(f"esi-webhook: {exc}", file=sys.stderr)
         return exc.exit_code
-    args = parser.parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(values["log_level"])
     try:
-        settings = settings_from_args(args, environ)
+        settings = settings_from_values(values, environ)
         if args.command == "serve":
-            return _serve(args, settings)
+            return _serve(resolve(SERVER, args, environ), settings, values["log_level"])
         return _mutate(args, settings)
     except WebhookError as exc:
         log.error("%s", exc, extra={"fields": {"event": "exit", "exit_code": exc.exit_code}})
         return exc.exit_code
 
 
-def _serve(args: argparse.Namespace, settings: Any) -> int:
+def _serve(server: dict[str, Any], settings: Any, log_level: str) -> int:
     from webhook.server import gunicorn_options, serve  # noqa: PLC0415  # gunicorn only when serving
 
-    if not args.tls_cert or not args.tls_key:
+    if not server["tls_cert"] or not server["tls_key"]:
         raise ConfigurationError("--tls-cert and --tls-key are required: the API server only calls https")
-    if args.workers < 1 or args.threads < 1:
+    if server["workers"] < 1 or server["threads"] < 1:
         raise ConfigurationError("--workers and --threads must be 1 or more")
     options = gunicorn_options(
-        bind=args.bind,
-        cert_file=args.tls_cert,
-        key_file=args.tls_key,
-        workers=args.workers,
-        threads=args.threads,
-        log_level=args.log_level,
+        bind=server["bind"],
+        cert_file=server["tls_cert"],
+        key_file=server["tls_key"],
+        workers=server["workers"],
+        threads=server["threads"],
+        log_level=log_level,
     )
     serve(settings, options)
     return 0

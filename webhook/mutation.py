@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cli import environment
 from cli.refs import join_lines
 from webhook import annotations as notes
 from webhook.annotations import InjectionSpec
@@ -210,13 +211,13 @@ def _volumes(spec: InjectionSpec, settings: Settings) -> list[Json]:
 
 def _base_env(spec: InjectionSpec, settings: Settings, server: str) -> list[Json]:
     env = [
-        {"name": "ESI_SERVER", "value": server},
-        {"name": "ESI_TOKEN_FILE", "value": TOKEN_FILE},
-        {"name": "ESI_CA_FILE", "value": CA_FILE},
-        {"name": "ESI_CLUSTER", "value": settings.cluster_name},
+        {"name": environment.SERVER, "value": server},
+        {"name": environment.TOKEN_FILE, "value": TOKEN_FILE},
+        {"name": environment.CA_FILE, "value": CA_FILE},
+        {"name": environment.CLUSTER, "value": settings.cluster_name},
     ]
     if spec.store is not None:
-        env.append({"name": "ESI_STORE", "value": spec.store})
+        env.append({"name": environment.STORE, "value": spec.store})
     return env
 
 
@@ -227,43 +228,43 @@ def _lines(refs: Sequence[tuple[str, str]]) -> str:
 def _server_ca_env(settings: Settings) -> list[Json]:
     if settings.server_ca_pem is None:
         return []
-    return [{"name": "ESI_SERVER_CA", "value": settings.server_ca_pem}]
+    return [{"name": environment.SERVER_CA, "value": settings.server_ca_pem}]
 
 
 def _init_env(spec: InjectionSpec, settings: Settings, server: str) -> list[Json]:
     env = _base_env(spec, settings, server)
     if spec.files:
-        env.append({"name": "ESI_FILES", "value": _lines(spec.files)})
+        env.append({"name": environment.FILES, "value": _lines(spec.files)})
     if spec.env:
         # esi-init checks the env-mode references too, so that a denied secret stops the pod in its
         # init container, with the reason in its termination message, before the app is started.
-        env.append({"name": "ESI_ENV", "value": _lines(spec.env)})
+        env.append({"name": environment.ENV, "value": _lines(spec.env)})
     env += [
-        {"name": "ESI_DIR", "value": spec.secrets_dir},
-        {"name": "ESI_FILE_MODE", "value": spec.file_mode},
+        {"name": environment.DIR, "value": spec.secrets_dir},
+        {"name": environment.FILE_MODE, "value": spec.file_mode},
     ]
     env += _server_ca_env(settings)
     if spec.env_mode:
-        env.append({"name": "ESI_BIN_DIR", "value": BIN_DIR})
+        env.append({"name": environment.BIN_DIR, "value": BIN_DIR})
     return env
 
 
 def _refresh_env(spec: InjectionSpec, settings: Settings, server: str) -> list[Json]:
     env = _base_env(spec, settings, server)
     env += [
-        {"name": "ESI_FILES", "value": _lines(spec.files)},
-        {"name": "ESI_DIR", "value": spec.secrets_dir},
-        {"name": "ESI_FILE_MODE", "value": spec.file_mode},
+        {"name": environment.FILES, "value": _lines(spec.files)},
+        {"name": environment.DIR, "value": spec.secrets_dir},
+        {"name": environment.FILE_MODE, "value": spec.file_mode},
     ]
     env += _server_ca_env(settings)
-    env.append({"name": "ESI_REFRESH_INTERVAL", "value": spec.refresh_interval})
+    env.append({"name": environment.REFRESH_INTERVAL, "value": spec.refresh_interval})
     return env
 
 
 def _target_env(spec: InjectionSpec, settings: Settings, server: str) -> list[Json]:
     # What esi-cli exec needs in the application container: no ESI_FILES, no ESI_DIR (exec writes no files).
     env = _base_env(spec, settings, server)
-    env.append({"name": "ESI_ENV", "value": _lines(spec.env)})
+    env.append({"name": environment.ENV, "value": _lines(spec.env)})
     return env + _server_ca_env(settings)
 
 

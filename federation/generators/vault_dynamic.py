@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from cli.durations import parse_duration
 from federation.config.model import Configuration, StoreConfig
 from federation.errors import StoreError, StoreUnavailable
 from federation.generators.base import Generated, Lease
 from federation.generators.model import GeneratorConfig, GeneratorSpecError
-from federation.settings import Settings, parse_duration
+from federation.settings import Settings
 
 RESULT_TYPES = ("Data", "Auth", "Raw")
 MAX_RETRY_WAIT = 10.0  # seconds of retries in all: a request must finish within gunicorn's timeout
