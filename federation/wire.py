@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from federation.authz import RequestedItem
 from federation.errors import BadRequest
@@ -121,9 +121,9 @@ def _generator_item(where: str, entry: dict[str, Any]) -> RequestedItem:
     return RequestedItem.of_generator(ref, prop)
 
 
-def _is_name(value: Any) -> bool:
+def _is_name(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 253 and DNS_SUBDOMAIN.match(value) is not None
 
 
-def _is_text(value: Any, limit: int) -> bool:
+def _is_text(value: Any, limit: int) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= limit and not CONTROL_CHARACTERS.search(value)
