@@ -89,6 +89,7 @@ class CertificateAuthority:
         lifetime: datetime.timedelta = DEFAULT_LIFETIME,
         client: bool = False,
         key_type: str = "ec-p256",
+        *,
         organizations: Sequence[str] = (),
     ) -> IssuedCertificate:
         """Issue a certificate for ``hosts`` (DNS names or IP addresses), signed by this CA.

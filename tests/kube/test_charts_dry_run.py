@@ -13,7 +13,7 @@ import pytest
 
 from hack.certs import create_ca
 from hack.kube import ControlPlane
-from hack.kube.client import KubeError, create_object, ensure_namespace
+from hack.kube.client import KubeError, create_object, ensure_service_account
 from tests.charts.helpers_rendering import (
     FOREIGN_KINDS,
     RELEASE_NAMESPACE,
@@ -37,10 +37,15 @@ CASES = [("esi-federation-server", name, values) for name, values in SERVER_VARI
 def test_every_rendered_object_is_accepted_by_a_server_side_dry_run(
     kube_plane: ControlPlane, chart: str, variant: str, values: dict[str, Any]
 ) -> None:
-    ensure_namespace(kube_plane, RELEASE_NAMESPACE)
     objects = render(SERVER_CHART if chart == "esi-federation-server" else WEBHOOK_CHART, values)
     ours = [obj for obj in objects if (obj["apiVersion"], obj["kind"]) not in FOREIGN_KINDS]
     assert ours
+    # What a cluster has before any install: the namespaces, each with the `default` ServiceAccount that
+    # the controller-manager (not running here) would have made.
+    for namespace in {RELEASE_NAMESPACE} | {
+        obj["metadata"].get("namespace") or RELEASE_NAMESPACE for obj in ours
+    }:
+        ensure_service_account(kube_plane, namespace, "default")
 
     refused, changed = {}, {}
     for obj in ours:
