@@ -227,11 +227,7 @@ SERVER_VARIANTS: dict[str, dict[str, Any]] = {
         "autoscaling": {"enabled": True},
         "metrics": {
             "serviceMonitor": {"enabled": True},
-            "dashboard": {
-                "enabled": True,
-                "namespace": "monitoring",
-                "annotations": {"grafana_folder": "ESI"},
-            },
+            "dashboard": {"enabled": True, "annotations": {"grafana_folder": "ESI"}},
             "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         },
         "service": {"annotations": {"example.com/owner": "platform"}},

@@ -71,6 +71,8 @@ def test_the_hook_pod_checks_healthz_and_readyz_through_the_service(
         env_of(pod)["ESI_TEST_URL"] == f"https://{service['metadata']['name']}.{RELEASE_NAMESPACE}.svc:{port}"
     )
     assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 

@@ -159,3 +159,9 @@ def test_the_denial_threshold_is_a_value() -> None:
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rule = one(objects, "PrometheusRule")
     return [entry for group in rule["spec"]["groups"] for entry in group["rules"]]
+
+
+def test_the_dashboard_can_live_in_grafanas_namespace() -> None:
+    values = {"metrics": {"dashboard": {"enabled": True, "namespace": "monitoring"}}}
+    config_map = one(render(SERVER_CHART, values), "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "monitoring"

@@ -422,3 +422,10 @@ def test_notes_say_which_pods_reach_the_webhook() -> None:
     text = notes(WEBHOOK_CHART, merge(WEBHOOK_REQUIRED_VALUES, {"webhook": {"podSelection": "all"}}))
     assert "while the webhook is down, no pod can be created" in text
     assert "esi-federation register --kubeconfig" in text
+
+
+def test_the_default_network_policy_admits_the_https_port_and_denies_all_egress() -> None:
+    policy = one(render_webhook(), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "egress" not in policy["spec"]  # Egress listed without rules: nothing may leave the pod
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
