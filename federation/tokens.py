@@ -1,4 +1,4 @@
-"""ServiceAccount JWT -> verified ``Identity`` (DESIGN §6, the security core).
+"""ServiceAccount JWT -> verified ``Identity``: the security core (README.md, "Security model").
 
 Order: size cap and one decoding of the compact JWS; header (algorithm list, ``kid`` required, ``crit``
 refused); issuer read unverified for lookup only; candidate federations (hints narrow, never trust);

@@ -1,4 +1,4 @@
-"""``make demo``: the seed's walkthrough (DESIGN §1), end to end, on this machine.
+"""``make demo``: the README's walkthrough (README.md, "Architecture"), end to end, on this machine.
 
 Every server binds to 127.0.0.0/8 and is stopped again, also on Ctrl-C or SIGTERM. The log is plain
 text, one step at a time; any failed step ends the demo with a non-zero exit. No secret value and no

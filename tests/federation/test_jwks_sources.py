@@ -141,7 +141,7 @@ def test_key_location_headers_are_never_fetched(
     register(stack, f"{name}.yaml", cluster.federation_manifest(name, [AUDIENCE]), _grant(cluster, name))
     claims = cluster.tokens.claims(PodIdentity(NAMESPACE, SERVICE_ACCOUNT), [AUDIENCE])
     token = cluster.tokens.sign(claims, header={member: lure.jwks_url})
-    assert post_secrets(stack, token).status_code == 200  # ignored, as DESIGN §6.3 says
+    assert post_secrets(stack, token).status_code == 200  # ignored, as README.md's security model says
     assert lure.requests == ()
 
 

@@ -114,7 +114,7 @@ template asking for it (the Secret, NOTES) sees the same material.
 {{- end }}
 {{- end }}
 
-{{/* The server's command line (flags of `esi-federation serve`, DESIGN §4 and §13). */}}
+{{/* The server's command line (flags of `esi-federation serve`, README.md and docs/kubernetes-mode.md). */}}
 {{- define "esi-federation-server.args" -}}
 {{- $s := .Values.server }}
 {{- $args := list "serve" "--kubernetes" "--bind" "0.0.0.0:8443" "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}

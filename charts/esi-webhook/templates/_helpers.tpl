@@ -163,7 +163,7 @@ has(object.metadata.annotations) && 'esi.external-secrets.io/inject' in object.m
 {{- end }}
 {{- end }}
 
-{{/* The webhook server's command line (flags of `esi-webhook serve`, DESIGN §13). */}}
+{{/* The webhook server's command line (flags of `esi-webhook serve`, docs/webhook.md). */}}
 {{- define "esi-webhook.args" -}}
 {{- $v := .Values }}
 {{- $args := list "serve" "--bind" (printf "0.0.0.0:%d" (int $v.containerPort)) "--tls-cert" "/tls/tls.crt" "--tls-key" "/tls/tls.key" }}
