@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv kube test test-fast lint format demo bench clean
+.PHONY: all venv kube test test-fast lint format demo bench images clean
 
 all: test
 
@@ -38,6 +38,11 @@ test: lint kube
 # For a quick local loop: skips the tests marked slow.
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m 'not slow'
+
+# The three OCI archives in build/images/ (docs/images.md); slow parts are cached in ~/.cache.
+images: $(STAMP)
+	hack/system-deps.sh
+	$(PY) images/build.py
 
 demo: $(STAMP)
 	$(PY) -m hack.demo

@@ -27,8 +27,16 @@ def install_self(bin_dir: str) -> str:
     # The bootloader's home is _internal/; the folder to copy is the one above it, with the launcher.
     source = os.path.dirname(os.path.abspath(sys._MEIPASS))  # type: ignore[attr-defined]
     try:
-        # Over whatever an earlier, interrupted attempt of this init container left behind.
-        shutil.copytree(source, bin_dir, symlinks=True, dirs_exist_ok=True)
+        os.makedirs(bin_dir, exist_ok=True)
+        # Entry by entry rather than copytree(source, bin_dir): bin_dir is the volume's root, which
+        # belongs to root (an emptyDir), and copying the source folder's times and mode onto it is not
+        # permitted to the pod's uid. Over whatever an earlier, interrupted attempt left behind.
+        for entry in os.scandir(source):
+            target = os.path.join(bin_dir, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.copytree(entry.path, target, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(entry.path, target, follow_symlinks=False)
     except (OSError, shutil.Error) as exc:
         raise CliError(f"cannot copy esi-cli into {bin_dir}: {exc}") from None
     return os.path.join(bin_dir, "esi-cli")
