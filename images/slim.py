@@ -21,6 +21,15 @@ from pathlib import Path
 # copy of the whole generated client (about half of the package); the servers use the synchronous
 # client's ApiClient and config loaders only.
 UNUSED = ("kubernetes/aio",)
+# Distributions that only kubernetes/aio imports (kubernetes requires them all the same).
+UNUSED_DISTRIBUTIONS = (
+    "aiohttp", "aiohttp-retry", "aiohappyeyeballs", "aiosignal", "attrs", "frozenlist", "multidict",
+    "propcache", "yarl",
+)  # fmt: skip
+# The generated API and model classes of the kubernetes client: imported (all of them, by
+# kubernetes.client), never read. Only their .pyc files are kept, in place of the sources, which
+# halves the package; a traceback inside them shows no source line.
+SOURCELESS = ("kubernetes/client/api", "kubernetes/client/models")
 
 
 def site_packages(venv: Path) -> Path:
@@ -29,16 +38,23 @@ def site_packages(venv: Path) -> Path:
     return found
 
 
-def compile_tree(path: Path) -> None:
-    """Compile every module under ``path``; fail the build if one does not compile."""
+def compile_tree(path: Path, legacy: bool = False) -> None:
+    """Compile every module under ``path`` (``legacy``: module.pyc beside module.py); fail the build if
+    one does not compile."""
     ok = compileall.compile_dir(
         str(path),
         quiet=1,
         workers=0,
+        legacy=legacy,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     if not ok:
         sys.exit(f"slim: compiling {path} failed")
+
+
+def pip(venv: Path, *argv: str) -> None:
+    """The venv's pip."""
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--quiet", *argv], check=True)
 
 
 def slim_deps(venv: Path) -> None:
@@ -46,6 +62,11 @@ def slim_deps(venv: Path) -> None:
     site = site_packages(venv)
     for relative in UNUSED:
         shutil.rmtree(site / relative)
+    pip(venv, "uninstall", "--yes", *UNUSED_DISTRIBUTIONS)
+    for relative in SOURCELESS:
+        compile_tree(site / relative, legacy=True)
+        for source in (site / relative).rglob("*.py"):
+            source.unlink()
     compile_tree(site)
 
 
@@ -61,10 +82,7 @@ def slim_app(venv: Path) -> None:
     site = site_packages(venv)
     for package in sorted(app_packages(site)):
         compile_tree(site / package)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--quiet", "--yes", "pip", "setuptools"],
-        check=True,
-    )
+    pip(venv, "uninstall", "--yes", "pip", "setuptools")
     for leftover in [*venv.glob("bin/pip*"), *venv.glob("bin/Activate.ps1")]:
         leftover.unlink()
 

@@ -14,6 +14,7 @@ from tests.images.helpers_podman import BUILD_TIMEOUT_S, Podman, archive_config,
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("images"), pytest.mark.timeout(BUILD_TIMEOUT_S + 300)]
 
 CHARTS = REPO_ROOT / "charts"
+PYTHON_ENTRYPOINT = "--entrypoint=/opt/esi-federation/bin/python"
 
 
 def chart_default_images() -> dict[str, str]:
@@ -95,21 +96,50 @@ def test_server_images_hold_no_installer_shell_or_package_manager(
         assert done.stdout.strip() == ""
 
 
+COMPILED_PROBE = """
+import importlib.util, os
+import federation.main, webhook.main, kubernetes.client, ssl, json
+import kubernetes.client.models.v1_pod  # one of the generated modules kept as .pyc only
+modules = [federation.main, webhook.main, kubernetes.client, ssl, json, kubernetes.client.models.v1_pod]
+def compiled(module):
+    path = module.__file__
+    return path.endswith(".pyc") or os.path.exists(importlib.util.cache_from_source(path))
+print(",".join(module.__name__ for module in modules if not compiled(module)))
+"""
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+KUBE_CLIENT_PROBE = f"""
+import pathlib
+from federation.kube.api import KubeApi
+config = pathlib.Path("/tmp/kubeconfig")
+config.write_text({KUBECONFIG!r})
+print(type(KubeApi.connect(config)).__name__)
+"""
+
+
 def test_server_images_start_from_compiled_modules(images: dict[str, str], podman: Podman) -> None:
     # With a read-only root (and PYTHONDONTWRITEBYTECODE), a module without its .pyc would be compiled
     # again on every start: the application's, the dependencies' and the standard library's all have one.
-    probe = (
-        "import importlib.util, os, federation.main, webhook.main, kubernetes.client, ssl, json\n"
-        "mods = [federation.main, webhook.main, kubernetes.client, ssl, json]\n"
-        "pycs = {m.__name__: importlib.util.cache_from_source(m.__file__) for m in mods}\n"
-        "print(','.join(name for name, pyc in pycs.items() if not os.path.exists(pyc)))\n"
-    )
-    done = podman.hardened(
-        images["esi-federation"], "-c", probe, options=["--entrypoint=/opt/esi-federation/bin/python"]
-    )
+    done = podman.hardened(images["esi-federation"], "-c", COMPILED_PROBE, options=[PYTHON_ENTRYPOINT])
 
     assert done.exit_code == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_trimmed_kubernetes_client_still_loads_a_kubeconfig(
+    images: dict[str, str], podman: Podman
+) -> None:
+    # /tmp is podman's tmpfs, as the charts mount an emptyDir there.
+    done = podman.hardened(images["esi-federation"], "-c", KUBE_CLIENT_PROBE, options=[PYTHON_ENTRYPOINT])
+
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout == "KubeApi\n"
 
 
 def test_esi_init_holds_only_esi_cli(
