@@ -15,7 +15,7 @@ from federation.config.holder import ConfigHolder
 from federation.config.manifests import ManifestsWatcher
 from federation.errors import ConfigurationError
 from federation.generators.issuance import Credentials
-from federation.generators.leases import LocalLeaseStore
+from federation.generators.leases import LeaseStore, LocalLeaseStore
 from federation.generators.pods import PodChecker
 from federation.generators.registry import GeneratorRegistry
 from federation.generators.revoker import Revoker
@@ -63,7 +63,10 @@ def create_app(
     app.extensions["esi.settings"] = settings
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
-    app.extensions["esi.source"] = start_source(settings, holder, keys)
+    source = start_source(settings, holder, keys)
+    app.extensions["esi.source"] = source
+    if credentials.store is None and settings.kubernetes:
+        credentials.store = kube_lease_store(source, holder)
     app.extensions["esi.revoker"] = start_revoker(settings, holder, credentials, metrics)
     api.register(app)
     return app
@@ -75,11 +78,31 @@ def build_credentials(settings: Settings, metrics: Metrics) -> Credentials:
     return Credentials(GeneratorRegistry(settings), store, metrics)
 
 
+def kube_lease_store(source: object, holder: ConfigHolder) -> LeaseStore:
+    """Kubernetes mode without ``--state-dir``: records in ``AuthorizedIdentity`` resources, renewed and
+    revoked by the holder of the status Lease."""
+    from federation.kube.records import KubeLeaseStore  # noqa: PLC0415 - Kubernetes mode only
+    from federation.kube.source import KubernetesSource  # noqa: PLC0415
+
+    assert isinstance(source, KubernetesSource)
+
+    def is_leader() -> bool:
+        writer = source.status_writer
+        return writer is not None and writer.lease.held
+
+    def issuer_of(federation: str) -> str:
+        known = holder.current.federations.get(federation)
+        return known.issuer if known is not None else ""
+
+    return KubeLeaseStore(lambda: source.api, is_leader, issuer_of)
+
+
 def start_revoker(
     settings: Settings, holder: ConfigHolder, credentials: Credentials, metrics: Metrics
 ) -> Revoker | None:
-    """Start the renew/revoke loop (in every worker; one at a time leads, by the state directory's lock)."""
-    if not isinstance(credentials.store, LocalLeaseStore):
+    """Start the renew/revoke loop in every worker; only the leader acts (the state directory's lock in
+    local mode, the status Lease in Kubernetes mode)."""
+    if credentials.store is None:
         return None
     revoker = Revoker(
         lambda: holder.current,

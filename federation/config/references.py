@@ -7,7 +7,7 @@ provider when one of them changes; ``check`` reports the ones that do not exist.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +51,7 @@ class SecretSelection:
 
 
 def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelection:
-    """Every Secret that the federations and stores among ``resources`` reference (read from raw
+    """Every Secret that the federations, stores and generators among ``resources`` reference (read from raw
     resources, so that it works for a batch that does not parse, too)."""
     names: set[ObjectKey] = set()
     namespaces: set[str] = set()
@@ -61,13 +61,7 @@ def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelect
         if not isinstance(spec, dict):
             continue
         if resource.get("kind") == "KubernetesFederation":
-            review = spec.get("tokenReview")
-            for ref in (
-                spec.get("tokenSecretRef"),
-                review.get("tokenSecretRef") if isinstance(review, dict) else None,
-            ):
-                if isinstance(ref, dict) and ref.get("namespace") and ref.get("name"):
-                    names.add((str(ref["namespace"]), str(ref["name"])))
+            names.update(_federation_references(spec))
         elif resource.get("kind") == "ClusterSecretStore" and isinstance(spec.get("provider"), dict):
             for kind, provider in spec["provider"].items():
                 if not isinstance(provider, dict):
@@ -77,7 +71,28 @@ def referenced_selection(resources: Iterable[Mapping[str, Any]]) -> SecretSelect
                         (config_maps if ref.kind == CONFIG_MAP else names).add((ref.namespace, ref.name))
                 if kind == "kubernetes" and points_at_cluster_main(provider):
                     namespaces.add(str(provider.get("remoteNamespace") or "default"))
+        elif resource.get("kind") == "VaultDynamicSecret" and isinstance(spec.get("provider"), dict):
+            for ref in _generator_references(resource, spec["provider"]):
+                (config_maps if ref.kind == CONFIG_MAP else names).add((ref.namespace, ref.name))
     return SecretSelection(frozenset(names), frozenset(namespaces), frozenset(config_maps))
+
+
+def _federation_references(spec: Mapping[str, Any]) -> list[ObjectKey]:
+    """The Secrets of a federation's ``tokenSecretRef`` and ``tokenReview.tokenSecretRef``."""
+    review = spec.get("tokenReview")
+    refs = (spec.get("tokenSecretRef"), review.get("tokenSecretRef") if isinstance(review, dict) else None)
+    return [
+        (str(ref["namespace"]), str(ref["name"]))
+        for ref in refs
+        if isinstance(ref, dict) and ref.get("namespace") and ref.get("name")
+    ]
+
+
+def _generator_references(resource: Mapping[str, Any], provider: Mapping[str, Any]) -> list[SecretKeyRef]:
+    """A generator's Secret references, in its own namespace (any other one is refused when parsed)."""
+    metadata = resource.get("metadata")
+    own = str((metadata if isinstance(metadata, dict) else {}).get("namespace") or "default")
+    return [ref if ref.namespace else replace(ref, namespace=own) for ref in referenced_secrets(provider)]
 
 
 def points_at_cluster_main(spec: Mapping[str, Any]) -> bool:

@@ -117,7 +117,11 @@ class Credentials:
                 failed.append(record)
                 continue
             if self.store is not None:
-                self.store.remove(record.id)
+                try:
+                    self.store.remove(record.id)
+                except OSError as exc:
+                    # Revoked, but still recorded: a later pass revokes it again, which is harmless.
+                    log.warning("a revoked lease's record cannot be removed", extra={"reason": str(exc)})
         return failed
 
     def _revoke_lease(self, keeper: LeaseKeeper, record: LeaseRecord, reason: str) -> bool:

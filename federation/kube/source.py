@@ -1,12 +1,13 @@
 """Kubernetes mode: the configuration is listed and watched from cluster-main's API server.
 
-Five types are watched, each by its own ``ResourceWatcher`` thread (``kube.watch``):
+These types are watched, each by its own ``ResourceWatcher`` thread (``kube.watch``):
 ``KubernetesFederation``, ``Authorization``, ``ClusterSecretStore`` (``external-secrets.io/v1``, else
-``v1beta1``), ``v1 Secret`` and ``v1 ConfigMap``. Every change that matters (anything but ``status``
-and bookkeeping metadata) rebuilds the WHOLE configuration from everything held, through the same
-``build_configuration`` as local mode, and swaps it into the ``ConfigHolder``: a batch that does not
-parse is rejected and the last good configuration stays. Nothing is loaded, and ``/readyz`` stays 503,
-until every type has been listed once.
+``v1beta1``), ``v1 Secret``, ``v1 ConfigMap``, and ESO's generators ``Password``, ``UUID``, ``Fake`` and
+``VaultDynamicSecret`` (optional: without ESO's generator CRDs they count as empty). Every change that
+matters (anything but ``status`` and bookkeeping metadata) rebuilds the WHOLE configuration from
+everything held, through the same ``build_configuration`` as local mode, and swaps it into the
+``ConfigHolder``: a batch that does not parse is rejected and the last good configuration stays.
+Nothing is loaded, and ``/readyz`` stays 503, until every type has been listed once.
 
 Secrets: all Secrets are watched cluster-wide (one watch, whatever the number of namespaces), but only
 those the configuration references are kept: ``tokenSecretRef``/``tokenReview`` of federations, the
@@ -32,6 +33,7 @@ from federation.config.holder import ConfigHolder
 from federation.config.parse import AUTHORIZATION_API, FEDERATION_API, STORE_APIS, build_configuration
 from federation.config.references import ObjectKey, SecretSelection, referenced_selection
 from federation.errors import ConfigurationError
+from federation.generators.model import GENERATOR_API
 from federation.jwks import JwksRegistry
 from federation.kube.api import KubeApi, KubeApiError, field_map
 from federation.kube.status import StatusWriter
@@ -47,7 +49,16 @@ AUTHORIZATIONS = WatchedType("Authorization", (AUTHORIZATION_API,), "authorizati
 STORES = WatchedType("ClusterSecretStore", STORE_APIS, "clustersecretstores")
 SECRETS = WatchedType("Secret", ("v1",), "secrets")
 CONFIG_MAPS = WatchedType("ConfigMap", ("v1",), "configmaps")
-WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS, CONFIG_MAPS)
+GENERATORS = tuple(
+    WatchedType(kind, (GENERATOR_API,), plural, optional=True)
+    for kind, plural in (
+        ("Password", "passwords"),
+        ("UUID", "uuids"),
+        ("Fake", "fakes"),
+        ("VaultDynamicSecret", "vaultdynamicsecrets"),
+    )
+)
+WATCHED = (FEDERATIONS, AUTHORIZATIONS, STORES, SECRETS, CONFIG_MAPS, *GENERATORS)
 _REFERENCED = {SECRETS.kind: SECRETS, CONFIG_MAPS.kind: CONFIG_MAPS}
 # A burst of events (a kubectl apply of several files) is coalesced into one rebuild.
 COALESCE_SECONDS = 0.05
@@ -192,6 +203,11 @@ class KubernetesSource:
             watcher.join(STOP_JOIN_SECONDS)
         if self._status is not None:
             self._status.join(STOP_JOIN_SECONDS)
+
+    @property
+    def api(self) -> KubeApi | None:
+        """The API client (None before ``start``)."""
+        return self._api
 
     @property
     def status_writer(self) -> StatusWriter | None:

@@ -38,6 +38,9 @@ class WatchedType:
     kind: str
     api_versions: tuple[str, ...]
     plural: str
+    # Served only when another product's CRD is installed (ESO's generators): absent, it is listed as
+    # empty, and looked for again every BACKOFF_MAX seconds, instead of keeping the server unready.
+    optional: bool = False
 
     def path(self, api_version: str) -> str:
         """The cluster-wide collection path of this type in ``api_version``."""
@@ -54,6 +57,10 @@ class Sink(Protocol):
 
     def apply(self, kind: str, api_version: str, event: str, obj: dict[str, Any]) -> None:
         """One ADDED, MODIFIED or DELETED event."""
+
+
+class NotServed(Exception):
+    """An optional type's resource is not served by this API server (its CRD is not installed)."""
 
 
 class WatchExpired(Exception):
@@ -115,6 +122,8 @@ class ResourceWatcher:
                         self._stop.wait(self._backoff.delay())
             except WatchExpired:
                 log.info("watch expired (410 Gone); listing again", extra={"resource": self._watched.plural})
+            except NotServed:
+                self._stop.wait(BACKOFF_MAX)
             except KubeApiError as exc:
                 if self._stop.is_set():
                     return
@@ -146,6 +155,10 @@ class ResourceWatcher:
             self.listed.set()
             metadata = field_map(answer, "metadata")
             return api_version, str(metadata.get("resourceVersion") or "")
+        if self._watched.optional:
+            self._sink.replace_all(self._watched.kind, self._watched.api_versions[0], [])
+            self.listed.set()
+            raise NotServed(self._watched.plural)
         raise last_error or KubeApiError(NOT_FOUND, f"{self._watched.plural} is not served")
 
     def _watch(self, api_version: str, resource_version: str) -> tuple[str, bool]:

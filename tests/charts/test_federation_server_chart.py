@@ -122,6 +122,11 @@ def test_the_cluster_role_reads_crs_stores_secrets_and_configmaps_and_writes_onl
         "federation.external-secrets.io/authorizations": read,
         "federation.external-secrets.io/authorizations/status": {"get", "update", "patch"},
         "external-secrets.io/clustersecretstores": read,
+        "generators.external-secrets.io/passwords": read,
+        "generators.external-secrets.io/uuids": read,
+        "generators.external-secrets.io/fakes": read,
+        "generators.external-secrets.io/vaultdynamicsecrets": read,
+        "federation.external-secrets.io/authorizedidentities": {"get", "list", "create", "update"},
         "/secrets": read,
         "/configmaps": read,
     }

@@ -102,9 +102,12 @@ class _Emulator(KubernetesEmulator):  # type: ignore[misc]
         # the stored one replaces it; the change is published on the bus like the emulator's own.
         body = await raw_request.json()
         parts = raw_request.path.strip("/").split("/")
+        if len(parts) == 5 and parts[0] == "apis":  # a cluster-scoped object
+            parts = [*parts[:3], "namespaces", "", *parts[3:]]
         if len(parts) != 7 or parts[0] != "apis" or parts[3] != "namespaces":
             return aiohttp.web.json_response({"kind": "Status", "code": 405}, status=405)
         _, group, version, _, namespace, plural, name = parts
+        namespace = namespace or None
         resource = kmock.resource(group, version, plural)
         key = (resource, namespace, name)
         async with self._lock:
@@ -430,6 +433,8 @@ def kube_stack(
         server.shutdown()
         server.server_close()
         app.extensions["esi.source"].stop()
+        if app.extensions.get("esi.revoker") is not None:
+            app.extensions["esi.revoker"].stop()
         issuer.stop()
 
 
