@@ -64,8 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, no bundle build (a smoke test)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="default: %(default)s")
+    parser.add_argument(
+        "--storm-pods", type=int, metavar="N", help="pods per storm (default: 300, quick: 40)"
+    )
+    parser.add_argument(
+        "--storm-seconds", type=float, metavar="S", help="seconds they start within (default: 10, quick: 4)"
+    )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    if (args.storm_pods is not None and args.storm_pods < 1) or (
+        args.storm_seconds is not None and args.storm_seconds <= 0
+    ):
+        parser.error("--storm-pods must be at least 1 and --storm-seconds positive")
+    sizes = dict(QUICK if args.quick else FULL)
+    storm = sizes["storm"]
+    sizes["storm"] = StormPlan(args.storm_pods or storm.pods, args.storm_seconds or storm.spread_s)
     started, load_at_start = time.monotonic(), machine.load_average()
     with tempfile.TemporaryDirectory(prefix="esi-bench-") as work:
         measurements = _measure(Path(work), sizes, build_bundle=not args.quick)
