@@ -177,8 +177,13 @@ class FederationClient:
         if self._context is None:
             import ssl  # noqa: PLC0415
 
+            from cli.truststore import system_context  # noqa: PLC0415
+
             try:
-                context = ssl.create_default_context(cadata=self.connection.server_ca_pem)
+                if self.connection.server_ca_pem is None:
+                    context = system_context()
+                else:
+                    context = ssl.create_default_context(cadata=self.connection.server_ca_pem)
             except ssl.SSLError as exc:
                 raise UsageError(f"the server CA is not a valid PEM certificate: {exc}") from None
             context.minimum_version = ssl.TLSVersion.TLSv1_2

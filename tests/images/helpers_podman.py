@@ -181,15 +181,21 @@ class FederationContainer:
     values: dict[str, str]
     url: str = "https://127.0.0.1:8443"
 
-    def esi_env(self, **extra: str) -> list[str]:
-        """``--env``/``--volume`` options that point an esi-cli in a joined container at this server."""
+    def esi_env(self, system_trust: str | None = None, **extra: str) -> list[str]:
+        """``--env``/``--volume`` options that point an esi-cli in a joined container at this server.
+
+        The server's CA is given with ESI_SERVER_CA_FILE, or with ``system_trust`` mounted at that
+        path of the image as its system CA bundle (and no ESI_SERVER_CA_FILE).
+        """
         options = [
             f"--network=container:{self.container.id}",
-            f"--volume={self.tls_dir}:/tls:ro",
             f"--volume={self.token_dir}:/var/run/secrets/esi:ro",
             f"--env=ESI_SERVER={self.url}",
-            "--env=ESI_SERVER_CA_FILE=/tls/ca.crt",
         ]
+        if system_trust is None:
+            options += [f"--volume={self.tls_dir}:/tls:ro", "--env=ESI_SERVER_CA_FILE=/tls/ca.crt"]
+        else:
+            options += [f"--volume={self.tls_dir / 'ca.crt'}:{system_trust}:ro"]
         return options + [f"--env={name}={value}" for name, value in extra.items()]
 
 

@@ -41,6 +41,7 @@ int main(int argc, char **argv) {
 }
 """
 MUSL_LOADER = Path("/lib/ld-musl-x86_64.so.1")
+ALPINE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def scratch_image(podman: Podman, name: str, files: dict[str, Path]) -> str:
@@ -145,9 +146,12 @@ def test_the_busybox_image_has_no_c_library(busybox_image: str, podman: Podman) 
 def test_the_copied_esi_cli_execs_a_busybox_shell_with_a_secret(
     busybox_image: str, esi_bin: Path, podman: Podman, federation: FederationContainer
 ) -> None:
+    # The server's CA only in the image's trust store, where alpine keeps it: not where the bundled
+    # (Debian) OpenSSL looks, so esi-cli must find it there by itself.
+    esi_env = federation.esi_env(system_trust=ALPINE_CA_BUNDLE, ESI_ENV=f"SERVICE_A_TOKEN={REF}")
     done = podman.run(
         "run", "--rm", *HARDENING, f"--user={ARBITRARY_UID}", "--entrypoint=[]",
-        f"--volume={esi_bin}:/esi/bin:ro", *federation.esi_env(ESI_ENV=f"SERVICE_A_TOKEN={REF}"),
+        f"--volume={esi_bin}:/esi/bin:ro", *esi_env,
         busybox_image,
         "/esi/bin/esi-cli", "exec", "--", "/bin/busybox", "sh", "-c", 'printf %s "$SERVICE_A_TOKEN"',
     )  # fmt: skip
