@@ -132,9 +132,10 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships
         super().enqueue_req(conn)
 
     def murder_pending(self) -> None:
-        """Close connections past their deadline, as gunicorn does with its own pending ones."""
+        """Close connections past their deadline, as gunicorn does with its own pending ones; a stopping
+        worker closes them all (no request of theirs has arrived, none is cut short)."""
         super().murder_pending()
-        now = time.monotonic()
+        now = time.monotonic() if self.alive else float("inf")
         for late in [p for p in self._preparing.values() if p.deadline <= now]:
             self._forget(late)
             self._drop(late.conn)

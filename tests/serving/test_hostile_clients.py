@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -108,3 +110,16 @@ def test_a_head_cut_short_is_not_logged(server: Server) -> None:
         sock.sendall(f"POST /v1/secrets HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n".encode())
     time.sleep(0.5)
     assert TOKEN.split(".")[1] not in server.log()
+
+
+def test_a_stopping_server_does_not_wait_for_silent_connections(tmp_path: Path) -> None:
+    with webhook_server(tmp_path) as served:
+        held = [_silent(served, kind) for kind in ("handshake", "head", "body") * 5]
+        try:
+            started = time.monotonic()
+            served.process.send_signal(signal.SIGTERM)
+            assert served.process.wait(timeout=30) == 0
+            assert time.monotonic() - started < PREPARE_SECONDS / 2
+        finally:
+            for sock in held:
+                sock.close()
