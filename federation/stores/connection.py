@@ -5,7 +5,8 @@
 - ``https_session``: a ``requests.Session`` that reads the environment (proxies, CA bundle) once, trusts
   those CAs through a file (requests verifies against files; the file holds public certificates only and
   goes with its owner), and presents a client certificate held in an ``SSLContext``: the key is written
-  to a private temporary directory only for as long as Python needs to load it.
+  to a private temporary directory only for as long as Python needs to load it. Each call of the session
+  ends within a deadline (``deadline.py``), however slowly the server answers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import requests
 
 from federation.config.model import CONFIG_MAP, SECRET, Configuration, SecretKeyRef
 from federation.errors import StoreError
+from federation.stores.deadline import DeadlineSession, WatchedAdapter
 
 
 def ca_pem(where: str, spec: Mapping[str, Any], snapshot: Configuration) -> bytes | None:
@@ -77,7 +79,7 @@ def client_tls_context(where: str, pair: tuple[bytes, bytes]) -> ssl.SSLContext:
     return context
 
 
-class _ClientCertAdapter(requests.adapters.HTTPAdapter):
+class _ClientCertAdapter(WatchedAdapter):
     """Connections that present a client certificate, held in an ``SSLContext`` (never in a file)."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
@@ -90,14 +92,21 @@ class _ClientCertAdapter(requests.adapters.HTTPAdapter):
 
 
 def https_session(
-    owner: object, where: str, server: str, ca: bytes | None, client_cert: tuple[bytes, bytes] | None
+    owner: object,
+    where: str,
+    server: str,
+    ca: bytes | None,
+    client_cert: tuple[bytes, bytes] | None,
+    *,
+    deadline: float,
 ) -> tuple[requests.Session, str | None]:
-    """A session for ``server``, and the CA file it verifies with (removed when ``owner`` is gone:
-    a request still running after the owner closed may need it to open a connection)."""
+    """A session for ``server`` whose calls each end within ``deadline`` seconds, and the CA file it
+    verifies with (removed when ``owner`` is gone: a request still running after the owner closed may
+    need it to open a connection)."""
     ca_file = _write_ca_file(ca) if ca else None
     if ca_file is not None:
         weakref.finalize(owner, _remove_file, ca_file)
-    session = requests.Session()
+    session = DeadlineSession(deadline)
     # The environment (proxies, REQUESTS_CA_BUNDLE) is read once here: requests would read it again
     # on every request, which costs about a third of a read's time.
     session.trust_env = False

@@ -91,7 +91,12 @@ class RemoteKubernetesProvider:
         self._namespace = store.namespace
         self._remote = remote
         self._session, self._ca_file = https_session(
-            self, self._where, remote.url, remote.ca, remote.client_cert
+            self,
+            self._where,
+            remote.url,
+            remote.ca,
+            remote.client_cert,
+            deadline=settings.store_connect_timeout + settings.store_read_timeout,
         )
         self._timeout = (settings.store_connect_timeout, settings.store_read_timeout)
         self._lock = threading.Lock()

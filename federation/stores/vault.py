@@ -119,7 +119,14 @@ class VaultProvider:
         self._clock = clock
         client_cert = auth.client_cert if isinstance(auth, Login) and auth.client_cert else store.client_cert
         where = f"vault store {store.name!r}"
-        session, self._ca_file = https_session(self, where, store.server, store.ca_pem, client_cert)
+        session, self._ca_file = https_session(
+            self,
+            where,
+            store.server,
+            store.ca_pem,
+            client_cert,
+            deadline=settings.store_connect_timeout + settings.store_read_timeout,
+        )
         session.headers.update(store.headers)
         self._client = hvac.Client(
             url=store.server,

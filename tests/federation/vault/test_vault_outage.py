@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -90,6 +94,47 @@ def test_vault_that_never_answers_is_unavailable_after_the_read_timeout() -> Non
         provider = vault_provider(address, auth, source, settings, path="secret")
         with pytest.raises(StoreUnavailable):
             provider.read("db-credentials")
+
+
+class _DrippingVault(BaseHTTPRequestHandler):
+    """Answers every request with a valid KV answer, one byte every 50 ms."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"data": {"data": DB, "metadata": {}}}).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        for index, byte in enumerate(head.encode() + body):
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            if index < 4096:
+                time.sleep(0.05)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_vault_that_drips_its_answer_is_unavailable_at_the_deadline_not_when_it_ends() -> None:
+    # Every read gets a byte within the read timeout; only a deadline for the whole call ends it.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DrippingVault)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        source = ConfigSource({"vault-token": {"token": "t"}})
+        auth = {"tokenSecretRef": secret_ref("vault-token", "token")}
+        settings = Settings(store_connect_timeout=0.5, store_read_timeout=1.0)
+        address = f"http://127.0.0.1:{server.server_address[1]}"
+        provider = vault_provider(address, auth, source, settings, path="secret")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            provider.read("db-credentials")
+        assert time.monotonic() - started < 3.0
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_error_messages_never_hold_credentials_or_values(bao: OpenBao) -> None:
