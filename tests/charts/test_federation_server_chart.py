@@ -227,6 +227,7 @@ def test_notes_tell_how_to_hand_the_ca_to_client_clusters() -> None:
     text = notes(SERVER_CHART)
     assert "federation.serverCA" in text
     assert "kubectl apply -f examples/cluster-main/client-cluster-alpha.yaml" in text
+    assert "esi-federation register --kubeconfig" in text
 
 
 def test_the_network_policy_admits_the_https_port_and_leaves_egress_open_by_default() -> None:
