@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from federation.config.model import Configuration, Federation, KubeSecret, SecretKeyRef
 from federation.generators.issuance import Credentials
@@ -13,6 +16,8 @@ from federation.generators.registry import GeneratorRegistry
 from federation.metrics import Metrics
 from federation.settings import Settings
 from hack.client_issuer import ClientClusterIssuer
+from hack.kube import ControlPlane
+from hack.kube.client import KubeError, create_object, ensure_service_account, request_token
 from hack.openbao import OpenBao
 from hack.postgres import Postgres
 
@@ -112,3 +117,47 @@ class Stack:
         self.cluster.mint(NAMESPACE, "web", ["esi-federation"], pod_name=name)
         uid = self.cluster.pod_uid(NAMESPACE, name)
         return Owner("alpha", f"system:serviceaccount:{NAMESPACE}:web", NAMESPACE, name, uid)
+
+
+def secret_manifest(namespace: str, name: str, value: str) -> dict[str, Any]:
+    """A ``v1 Secret`` holding ``value`` under ``token``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"token": base64.b64encode(value.encode()).decode()},
+    }
+
+
+def create_once(plane: ControlPlane, obj: Mapping[str, Any]) -> None:
+    """Create ``obj`` on the real API server unless it exists (modules of one session share it)."""
+    try:
+        create_object(plane, obj)
+    except KubeError as exc:
+        if exc.status != 409:
+            raise
+
+
+def reviewer_token(plane: ControlPlane, namespace: str, name: str = "esi-reviewer") -> str:
+    """A token of a ServiceAccount that may create TokenReviews and get pods, as docs/generators.md asks."""
+    ensure_service_account(plane, namespace, name)
+    rules = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    ]
+    rbac = "rbac.authorization.k8s.io/v1"
+    role = f"{namespace}-{name}"
+    create_once(
+        plane, {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": role}, "rules": rules}
+    )
+    create_once(
+        plane,
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    )
+    return request_token(plane, namespace, name, None, expiration_seconds=3600)

@@ -4,10 +4,8 @@ pod check interval."""
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -16,7 +14,7 @@ from hack.kube import ControlPlane
 from hack.kube.client import api_client, create_object, ensure_service_account, request_token
 from hack.openbao import OpenBao
 from hack.postgres import Postgres
-from tests.generators.helpers_dynamic import dynamic_roles
+from tests.generators.helpers_dynamic import dynamic_roles, reviewer_token, secret_manifest
 from tests.helpers_stack import AUDIENCE, CLUSTER, authorization
 from tests.kube.helpers_plane import (
     ServedFederation,
@@ -29,48 +27,9 @@ from tests.kube.helpers_plane import (
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
 NAMESPACE, ACCOUNT = "gen-apps", "web"
-REVIEWER_NAMESPACE, REVIEWER = "gen-esi-system", "esi-reviewer"
+REVIEWER_NAMESPACE = "gen-esi-system"
 CHECK_INTERVAL = 1.0
 DB_ROUTE = f"/generators/{NAMESPACE}/VaultDynamicSecret/db"
-
-
-def secret(namespace: str, name: str, value: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {"token": base64.b64encode(value.encode()).decode()},
-    }
-
-
-def reviewer_token(plane: ControlPlane) -> str:
-    """A token of a ServiceAccount that may create TokenReviews and get pods, as the docs ask."""
-    ensure_service_account(plane, REVIEWER_NAMESPACE, REVIEWER)
-    rules = [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
-        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-    ]
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": "gen-reviewer"},
-    }
-    create_object(plane, {**role, "rules": rules})
-    create_object(
-        plane,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "gen-reviewer"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "gen-reviewer",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": REVIEWER, "namespace": REVIEWER_NAMESPACE}],
-        },
-    )
-    return request_token(plane, REVIEWER_NAMESPACE, REVIEWER, None, expiration_seconds=3600)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +57,8 @@ def served(
         [
             federation,
             grant,
-            secret(REVIEWER_NAMESPACE, "reviewer", reviewer_token(kube_plane)),
-            secret(NAMESPACE, "bao-token", openbao.root_token),
+            secret_manifest(REVIEWER_NAMESPACE, "reviewer", reviewer_token(kube_plane, REVIEWER_NAMESPACE)),
+            secret_manifest(NAMESPACE, "bao-token", openbao.root_token),
             {
                 "apiVersion": "generators.external-secrets.io/v1alpha1",
                 "kind": "VaultDynamicSecret",
