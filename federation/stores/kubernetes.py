@@ -36,8 +36,8 @@ from federation.errors import SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores.base import SecretData
 from federation.stores.connection import ca_pem, client_tls_context, https_session
+from federation.stores.credentials import SecretReader, client_certificate
 from federation.stores.service_accounts import parse_service_account
-from federation.stores.vault_auth import SecretReader, client_certificate
 
 AUTH_METHODS = ("cert", "token", "serviceAccount")
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -35,14 +35,8 @@ from federation.config.model import Configuration, StoreConfig
 from federation.errors import FederationError, SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores.connection import ca_pem, client_tls_context, https_session
-from federation.stores.vault_auth import (
-    Auth,
-    Login,
-    SecretReader,
-    StaticToken,
-    client_certificate,
-    parse_auth,
-)
+from federation.stores.credentials import SecretReader, client_certificate
+from federation.stores.vault_auth import Auth, Login, StaticToken, parse_auth
 
 log = logging.getLogger(__name__)
 
