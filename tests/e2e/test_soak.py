@@ -347,8 +347,10 @@ def _scenario(soak: Soak, at: Callable[[float], None]) -> dict[str, float]:
     soak.bao.stop()
     soak.stop.wait(3)
     soak.bao.start()
-    _seed_bao(soak.bao, soak.values)
+    # Up from here: answers may carry the values as soon as they are seeded (404 before that, within the
+    # grace of the outage state).
     timeline.change(store_up=True)
+    _seed_bao(soak.bao, soak.values)
     at(0.55)
     mark("webhook certificate replaced")
     _rotate_certificate(soak.webhook)
