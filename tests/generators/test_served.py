@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -103,8 +104,9 @@ def login(postgres: Postgres, username: str, password: str) -> str:
 
 
 def test_one_request_gets_one_database_login_with_its_store_secrets(
-    stack: FederationStack, postgres: Postgres
+    stack: FederationStack, postgres: Postgres, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     items = [
         {"store": "vault-prod", "key": "db-credentials", "property": "username"},
         {"generator": DB, "property": "username"},
@@ -124,6 +126,11 @@ def test_one_request_gets_one_database_login_with_its_store_secrets(
     assert login(postgres, username, password) == username  # user and password of ONE credential
     assert len(answered[3]["value"]) == 20
     assert answered[0]["value"] == stack.values["username"]
+    # Every record with its structured fields (the audit line's keys, ...), as the JSON log writes them.
+    logged = "\n".join(str(vars(record)) for record in caplog.records)
+    assert "generator VaultDynamicSecret apps/db#password" in logged  # the audit line names the item
+    leaked = [name for name, value in (("user", username), ("password", password)) if value in logged]
+    assert leaked == []
 
 
 def test_two_pods_never_share_a_credential(stack: FederationStack) -> None:
