@@ -449,17 +449,30 @@ def _store(name: str, spec: Mapping[str, Any], where: str, problems: _Problems) 
         return None
     if kind == "fake" and not _fake_data_ok(provider_spec):
         problems.add(
-            where, "provider.fake.data must be a list of {key, value[, version]} with string key and value"
+            where,
+            "provider.fake.data must be a list of {key, value | valueMap[, version]}: a string key, and a "
+            "string value or a valueMap of strings",
         )
         return None
     return StoreConfig(name, kind, json.loads(json.dumps(provider_spec)))
 
 
 def _fake_data_ok(spec: Mapping[str, Any]) -> bool:
+    """ESO's fake entries: ``value`` (a string), or ``valueMap`` (ESO's older map form), never both."""
     data = spec.get("data", [])
     return isinstance(data, list) and all(
-        isinstance(item, dict) and isinstance(item.get("key"), str) and isinstance(item.get("value"), str)
-        for item in data
+        isinstance(item, dict) and isinstance(item.get("key"), str) and _fake_value_ok(item) for item in data
+    )
+
+
+def _fake_value_ok(item: Mapping[str, Any]) -> bool:
+    value, value_map = item.get("value"), item.get("valueMap")
+    if value_map is None:
+        return isinstance(value, str)
+    return (
+        value is None
+        and isinstance(value_map, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value_map.items())
     )
 
 

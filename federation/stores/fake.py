@@ -18,17 +18,19 @@ def version_order(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 class FakeProvider:
-    """Serves ``spec.data: [{key, value, version?}]`` as ESO does when no version is asked: the entry
-    without a version, else the newest version (natural order)."""
+    """Serves ``spec.data: [{key, value | valueMap, version?}]`` as ESO does when no version is asked: the
+    entry without a version, else the newest version (natural order). A ``valueMap`` (ESO's older form)
+    is served as that map."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        chosen: dict[str, tuple[bool, tuple[tuple[int, int | str], ...], str]] = {}
+        chosen: dict[str, tuple[bool, tuple[tuple[int, int | str], ...], SecretData]] = {}
         for item in spec.get("data", []):
             version = item.get("version")
             rank = (version is None, version_order(str(version)) if version is not None else ())
             held = chosen.get(item["key"])
             if held is None or rank >= held[:2]:
-                chosen[item["key"]] = (*rank, item["value"])
+                value = item["value"] if item.get("valueMap") is None else dict(item["valueMap"])
+                chosen[item["key"]] = (*rank, value)
         self._values = {key: held[2] for key, held in chosen.items()}
 
     def read(self, key: str) -> SecretData:

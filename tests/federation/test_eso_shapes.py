@@ -7,6 +7,7 @@ print (none: the store is served) and the deprecation warnings it must print.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -531,3 +532,45 @@ def test_a_gjson_query_is_refused_and_a_missing_path_is_not_found() -> None:
     for missing in ("db.hosts.3", "db..hosts", "db.users", "config.mode.deeper"):
         with pytest.raises(SecretNotFound):
             extract(data, "k", missing)
+
+
+VALUE_MAP = """
+apiVersion: external-secrets.io/v1beta1
+kind: ClusterSecretStore
+metadata: {name: fake}
+spec:
+  provider:
+    fake:
+      data:
+      - key: /foo/bar
+        value: HELLO1
+        version: v1
+      - key: /foo/baz
+        valueMap: {john: doe, jane: roe}
+"""
+
+
+def test_the_fake_providers_older_value_map_is_served_as_a_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _check(tmp_path, VALUE_MAP, capsys) == (0, [], [])
+    config = load_directory(tmp_path / "m")
+    data = StoreRegistry(Settings()).provider(config, "fake").read("/foo/baz")
+    assert (extract(data, "/foo/baz", "john"), json.loads(extract(data, "/foo/baz", None))) == (
+        "doe",
+        {"jane": "roe", "john": "doe"},
+    )
+
+
+def test_a_fake_entry_with_both_value_and_value_map_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = VALUE_MAP.replace(
+        "valueMap: {john: doe, jane: roe}", "value: x\n        valueMap: {john: doe}"
+    )
+    code, problems, _ = _check(tmp_path, manifest, capsys)
+    assert code == 1
+    assert problems == [
+        "ClusterSecretStore fake: provider.fake.data must be a list of {key, value | valueMap[, version]}: "
+        "a string key, and a string value or a valueMap of strings"
+    ]
