@@ -20,6 +20,13 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 ALLOWED_FIELDS = frozenset({"cluster", "caCert", "secrets"})
 ALLOWED_ITEM_FIELDS = frozenset({"store", "key", "property"})
+# Fields of ESO's remote references that an item does not take: each refusal says what is read instead.
+ESO_REFERENCE_FIELDS = {
+    "version": "the latest version of the key is read",
+    "metadataPolicy": "only a secret's data is served, never its metadata",
+    "decodingStrategy": "values are served as stored",
+    "conversionStrategy": "values are served as stored",
+}
 ALLOWED_GENERATOR_ITEM_FIELDS = frozenset({"generator", "property"})
 
 
@@ -83,6 +90,10 @@ def _item(index: int, entry: Any) -> RequestedItem:
     if "generator" in entry:
         return _generator_item(where, entry)
     unknown = sorted(set(entry) - ALLOWED_ITEM_FIELDS)
+    eso = [name for name in unknown if name in ESO_REFERENCE_FIELDS]
+    if eso:
+        reasons = "; ".join(f"{name}: {ESO_REFERENCE_FIELDS[name]}" for name in eso)
+        raise BadRequest(f"{where}.{eso[0]} is ESO's and not taken here ({reasons})")
     if unknown:
         raise BadRequest(f"{where} has unknown fields: {', '.join(unknown)}")
     store, key, prop = entry.get("store"), entry.get("key"), entry.get("property")

@@ -122,7 +122,16 @@ def test_a_full_request_is_parsed() -> None:
         ({"secrets": [{"store": "s", "key": "k"}] * 101}, "101"),
         ({"secrets": {}}, "secrets"),
         ({"secrets": [{"store": "s", "key": "k"}], "extra": 1, "more": 2}, "extra, more"),
-        ({"secrets": [{"store": "s", "key": "k", "version": 1}]}, "secrets[0] has unknown fields: version"),
+        ({"secrets": [{"store": "s", "key": "k", "colour": 1}]}, "secrets[0] has unknown fields: colour"),
+        (
+            {"secrets": [{"store": "s", "key": "k", "version": "2"}]},
+            "secrets[0].version is ESO's and not taken here (version: the latest version of the key is read)",
+        ),
+        (
+            {"secrets": [{"store": "s", "key": "k", "metadataPolicy": "Fetch"}]},
+            "secrets[0].metadataPolicy is ESO's and not taken here (metadataPolicy: only a secret's data is "
+            "served, never its metadata)",
+        ),
         ({"secrets": [{"store": "s", "key": "k"}, 5]}, "secrets[1]"),
         ({"secrets": [{"store": "S", "key": "k"}]}, "secrets[0].store"),
         ({"secrets": [{"store": "-s", "key": "k"}]}, "secrets[0].store"),
