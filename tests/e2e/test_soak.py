@@ -489,7 +489,8 @@ def test_soak_under_faults(soak: Soak, tmp_path: Path) -> None:
         for pid, change in growth[name].items():
             assert change["rss_kib"] < 64 * 1024, f"{name} worker {pid} grew by {change['rss_kib']} KiB"
             assert change["fds"] <= 4, f"{name} worker {pid}: {change['fds']} more file descriptors"
-            assert change["threads"] <= 2, f"{name} worker {pid}: {change['threads']} more threads"
+            # gthread starts its 4 pool threads as load needs them: a leak would be thousands, not 4.
+            assert change["threads"] <= 4, f"{name} worker {pid}: {change['threads']} more threads"
     fivexx = {status for status in statuses if status.startswith("5") and status != "503"}
     assert not fivexx, statuses
 
