@@ -484,12 +484,28 @@ def write_packages(output: Path, name: str, sections: Mapping[str, str]) -> None
     (output / f"{name}.packages.txt").write_text(text)
 
 
+def working_containers(env: Mapping[str, str]) -> set[str]:
+    """The ids of buildah's working containers in the private storage."""
+    return set(run(["buildah", "containers", "--quiet"], env, capture=True).split())
+
+
 def build(names: Sequence[str], output: Path) -> None:
-    """Build ``names`` into ``output``."""
+    """Build ``names`` into ``output``, leaving no working container behind."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     env = container_env(cache)
+    before = working_containers(env)
+    try:
+        build_images(names, output, cache, env)
+    finally:
+        # buildah 1.28 keeps the working container of a stage that only serves COPY --from.
+        for leftover in working_containers(env) - before:
+            subprocess.run(["buildah", "rm", leftover], env=dict(env), capture_output=True, check=False)
+
+
+def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[str, str]) -> None:
+    """The steps of ``build``."""
     version = app_version()
     python = sys.executable
     suite = host_suite()
