@@ -48,6 +48,7 @@ demo: $(STAMP)
 	$(PY) -m hack.demo
 
 bench: $(STAMP)
+	hack/system-deps.sh
 	$(PY) -m bench.run
 
 clean:
