@@ -83,9 +83,16 @@ class FederationKeys:
         self._next_due = 0.0
         self.last_error: str | None = None
         if federation.static_jwks is not None:
-            self._keys = parse_jwks(federation.static_jwks)
             self._fetched_at = clock()
             self._next_due = float("inf")
+            try:
+                self._keys = parse_jwks(federation.static_jwks)
+            except (JwksError, RecursionError) as exc:
+                # Its own tokens are refused (no key matches); the other federations are not affected.
+                self.last_error = _reason(exc)
+                log.warning(
+                    "static JWKS unusable", extra={"federation": federation.name, "reason": self.last_error}
+                )
 
     @property
     def keys(self) -> Mapping[str, VerificationKey]:
@@ -145,17 +152,23 @@ class FederationKeys:
                 federation.effective_jwks_url, federation.ca_bundle, self._bearer, self._settings
             )
             document = body.decode("utf-8")
-            parse_jwks(json.loads(document))
+            parse_jwks(_decode(document))
         except (JwksError, ValueError) as exc:
             self._metrics.jwks_fetches.labels(federation.name, "error").inc()
-            log.warning("JWKS refresh failed", extra={"federation": federation.name, "reason": str(exc)})
-            return Attempt(now, last.fetched_at if last else None, last.document if last else None, str(exc))
+            reason = _reason(exc)
+            log.warning("JWKS refresh failed", extra={"federation": federation.name, "reason": reason})
+            return Attempt(now, last.fetched_at if last else None, last.document if last else None, reason)
         self._metrics.jwks_fetches.labels(federation.name, "ok").inc()
         return Attempt(now, now, document, None)
 
     def _adopt(self, attempt: Attempt, now: float) -> None:
         if attempt.document is not None and attempt.fetched_at != self._fetched_at:
-            self._keys, self._fetched_at = parse_jwks(json.loads(attempt.document)), attempt.fetched_at
+            try:
+                self._keys, self._fetched_at = parse_jwks(_decode(attempt.document)), attempt.fetched_at
+            except JwksError as exc:  # a shared slot damaged by hand: as if never fetched
+                log.warning(
+                    "recorded JWKS unusable", extra={"federation": self.federation.name, "reason": str(exc)}
+                )
         if self._fetched_at is not None and now - self._fetched_at > self._settings.jwks_max_stale:
             self._keys, self._fetched_at = {}, None
         self._last_attempt, self.last_error = attempt.attempted_at, attempt.error
@@ -166,6 +179,20 @@ class FederationKeys:
         )
         self._next_due = attempt.attempted_at + interval
         self._metrics.jwks_stale.labels(self.federation.name).set(1 if attempt.error and self._keys else 0)
+
+
+def _decode(document: str) -> object:
+    """The JSON of a JWKS; ``JwksError`` when it is not JSON or nests deeper than the parser can go."""
+    try:
+        return json.loads(document)
+    except ValueError:
+        raise JwksError("the JWKS is not JSON") from None
+    except RecursionError:
+        raise JwksError("the JWKS is nested too deeply") from None
+
+
+def _reason(exc: Exception) -> str:
+    return "the JWKS is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 class JwksRegistry:
@@ -259,6 +286,19 @@ class JwksRegistry:
         for other in config.federations.values():
             if other.issuer == federation.issuer and other.name != federation.name:
                 self.for_federation(other, config).load_once()
+
+    def preload(self, config: Configuration) -> None:
+        """Start the first fetches of every federation of ``config`` in the background (once per
+        configuration), so that status can report keys before any request came."""
+        self._start_first_fetches(config)
+
+    def sharing(self, name: str) -> list[str]:
+        """The other federations that publish a key federation ``name`` publishes too (sorted)."""
+        others: set[str] = set()
+        for owners in self._owners.values():
+            if name in owners and len(owners) > 1:
+                others |= owners - {name}
+        return sorted(others)
 
     def status(self, name: str) -> FederationKeys | None:
         """The cache of federation ``name`` if one exists (for status reporting)."""

@@ -91,6 +91,12 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.config_ignored = Gauge(
+            "esi_federation_config_ignored_resources",
+            "Resources skipped in the configuration in force (a store of a provider not served, ...).",
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.credentials_issued = Counter(
             "esi_federation_credentials_issued",
             "Generated values handed out, by generator kind.",

@@ -50,7 +50,7 @@ def pinned_request(
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise PinnedRequestError(f"{url} is not an https:// URL")
-    context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else ssl.create_default_context()
+    context = _trusting(ca_bundle)
     total = settings.jwks_total_timeout
     connection = _Connection(
         parts.hostname,
@@ -81,6 +81,18 @@ def pinned_request(
     if time.monotonic() >= deadline:
         raise PinnedRequestError(f"{url}: no complete answer within {total:g} s")
     return answer
+
+
+def _trusting(ca_bundle: str | None) -> ssl.SSLContext:
+    """A client context trusting only ``ca_bundle`` (the system store when None)."""
+    if not ca_bundle:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cadata=ca_bundle)
+    except (ssl.SSLError, ValueError):
+        # A garbled bundle (a PEM header around damaged base64) passes a text check but not OpenSSL:
+        # the federation's own fetch fails, nothing else does. OpenSSL's message is not repeated.
+        raise PinnedRequestError("the caBundle holds no certificate that can be loaded") from None
 
 
 class _Connection(http.client.HTTPSConnection):

@@ -36,6 +36,7 @@ class ConfigHolder:
         self._loaded.set()
         self._metrics.config_reloads.labels("ok").inc()
         self._metrics.config_generation.set(time.time())
+        self._metrics.config_ignored.set(len(config.ignored))
         log.info(
             "configuration loaded",
             extra={

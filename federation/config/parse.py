@@ -162,7 +162,13 @@ def build_configuration(resources: Iterable[Mapping[str, Any]], source: str) -> 
             if grant is not None:
                 grants.append(grant)
         elif kind == "ClusterSecretStore":
-            _add_unique(stores, name, _store(name, spec, where, problems), where, problems)
+            # A store is ESO's object, often for providers this server does not serve (aws, gcp...):
+            # one that cannot be served is skipped (logged, counted, and a problem for ``check``),
+            # never the reason every other store, federation and Authorization stops loading.
+            store_problems = _Problems()
+            store = _store(name, spec, where, store_problems)
+            ignored.extend(f"{problem}; the store is skipped" for problem in store_problems.items)
+            _add_unique(stores, name, store, where, problems)
         elif kind == "Generator":
             generator = _generator(resource, where, problems)
             _add_unique(generators, generator.ref if generator else None, generator, where, problems)

@@ -50,6 +50,7 @@ class KeyView:
     keys: tuple[VerificationKey, ...]
     fetched_at: float | None  # wall clock
     last_error: str | None
+    shared_with: tuple[str, ...] = ()  # other federations publishing one of these keys
 
 
 def rfc3339(epoch: float) -> str:
@@ -104,6 +105,10 @@ def federation_status(
     mine = problems_of(problems, "KubernetesFederation", name)
     if mine:
         ready = condition(False, "InvalidConfiguration", "; ".join(mine))
+    elif view and view.shared_with:
+        others = ", ".join(view.shared_with)
+        message = f"a key is also published by KubernetesFederation {others}: the tokens it signs are refused"
+        ready = condition(False, "DuplicateKey", message)
     elif keys:
         note = f"; the last refresh failed: {view.last_error}" if view and view.last_error else ""
         ready = condition(True, "KeysLoaded", f"{len(keys)} verification keys held{note}")
@@ -199,6 +204,7 @@ class StatusWriter:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.writes = 0
+        self.failures = 0
         self._thread = threading.Thread(target=self._run, name="kube-status-writer", daemon=True)
 
     @classmethod
@@ -246,8 +252,14 @@ class StatusWriter:
             self._wake.clear()
             if self._stop.is_set() or not self._holder.ready:
                 continue
-            if self.lease.hold():
-                self.write_all()
+            try:
+                if self.lease.hold():
+                    self.write_all()
+            except Exception:
+                # Supervised: whatever one object or one round breaks, status is written again next
+                # round; a dead writer would leave every status frozen with nobody noticing.
+                self.failures += 1
+                log.exception("a status round failed; trying again next round")
 
     def write_all(self) -> None:
         """Write every status that differs from the desired one."""
@@ -303,11 +315,15 @@ class StatusWriter:
         self.writes += 1
 
     def _key_view(self, config: Configuration, name: str) -> KeyView | None:
-        federation = config.federations.get(name)
-        if federation is None:
+        if name not in config.federations:
             return None
-        cache = self._keys.for_federation(federation, config)
-        # Never tried in this worker (no request came yet): fetch now, so that the status tells whether
-        # the key set can be had. Later refreshes happen as requests need them.
-        cache.load_once()
-        return KeyView(tuple(cache.keys.values()), cache.fetched_at, cache.last_error)
+        # The fetches run in the registry's own background thread (started once per configuration),
+        # never in this one: a slow or broken key set of one federation never holds up the others'
+        # status. Until its first fetch ends, a federation reports its keys as not fetched yet.
+        self._keys.preload(config)
+        cache = self._keys.status(name)
+        if cache is None:
+            return None
+        return KeyView(
+            tuple(cache.keys.values()), cache.fetched_at, cache.last_error, tuple(self._keys.sharing(name))
+        )

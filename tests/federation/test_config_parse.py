@@ -166,6 +166,18 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         "Authorization allow",
         "allowedGenerators",
     ),
+    "secret with bad base64": (
+        _secret("t", data={"token": "%%%"}),
+        "Secret external-secrets/t",
+        "data.token",
+    ),
+    "secret data not a mapping": (_secret("t", data=["x"]), "Secret external-secrets/t", "data"),
+}
+
+
+# ClusterSecretStores are ESO's objects, often of providers not served here: one that cannot be served
+# is skipped and reported (``check`` lists ``ignored`` as problems), never a reason to reject the batch.
+UNSERVABLE_STORES: dict[str, tuple[dict[str, Any], str, str]] = {
     "store with two providers": (
         _with(STORE, {"fake": {}, "vault": {}}, "spec", "provider"),
         "ClusterSecretStore vault-prod",
@@ -181,13 +193,18 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         "ClusterSecretStore vault-prod",
         "provider.fake.data",
     ),
-    "secret with bad base64": (
-        _secret("t", data={"token": "%%%"}),
-        "Secret external-secrets/t",
-        "data.token",
-    ),
-    "secret data not a mapping": (_secret("t", data=["x"]), "Secret external-secrets/t", "data"),
 }
+
+
+@pytest.mark.parametrize(
+    ("resource", "where", "field"), UNSERVABLE_STORES.values(), ids=UNSERVABLE_STORES.keys()
+)
+def test_a_store_that_cannot_be_served_is_skipped_with_its_reason(
+    resource: dict[str, Any], where: str, field: str
+) -> None:
+    config = build_configuration([resource, fake_store("other", {"db": {"password": "x"}})], source="test")
+    assert set(config.stores) == {"other"}
+    assert any(item.startswith(where) and field in item and "skipped" in item for item in config.ignored)
 
 
 @pytest.mark.parametrize(("resource", "where", "field"), BROKEN.values(), ids=BROKEN.keys())

@@ -10,6 +10,8 @@ import pytest
 
 from federation.app import create_app
 from federation.settings import Settings
+from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
+from hack.sa_tokens import TokenIssuer
 from tests.federation.kube.helpers_kube import (
     AUTHORIZATIONS,
     FEDERATIONS,
@@ -162,3 +164,27 @@ def test_only_the_lease_holder_writes_and_another_worker_takes_over(tmp_path: Pa
         assert second.status_writer.writes >= 1
     finally:
         second.stop()
+
+
+def test_two_federations_publishing_one_key_both_say_so(stack: KubeStack) -> None:
+    path = FEDERATIONS + "/" + CLUSTER
+    wait_until(lambda: _ready(stack.cluster, path).get("status") == "True")
+    stack.cluster.create(FEDERATIONS, stack.issuer.federation_manifest("alpha-copy"))
+    copy = FEDERATIONS + "/alpha-copy"
+    for each, other in ((path, "alpha-copy"), (copy, CLUSTER)):
+        wait_until(lambda each=each: _ready(stack.cluster, each).get("reason") == "DuplicateKey", timeout=10)
+        assert _ready(stack.cluster, each)["status"] == "False"
+        assert other in str(_ready(stack.cluster, each)["message"])
+
+
+def test_a_broken_key_set_is_reported_on_its_own_federation_and_status_goes_on(stack: KubeStack) -> None:
+    with ClientClusterIssuer(TokenIssuer("https://nested.example")) as nested:
+        nested.set_jwks_behaviour(JwksBehaviour(body=b'{"keys": [' + b"[" * 5000 + b"]" * 5000 + b"]}"))
+        stack.cluster.create(FEDERATIONS, nested.federation_manifest("nested"))
+        path = FEDERATIONS + "/nested"
+        wait_until(lambda: "nested too deeply" in str(_ready(stack.cluster, path).get("message")), timeout=10)
+        assert _ready(stack.cluster, path)["reason"] == "KeysUnavailable"
+        # The writer is alive: a later change to another object is still reported.
+        stack.cluster.create(AUTHORIZATIONS, authorization("later", stores=["vault-gone"]))
+        wait_until(lambda: _ready(stack.cluster, AUTHORIZATIONS + "/later").get("status") == "False")
+        assert stack.fetch(stack.mint()).status_code == 200
