@@ -86,5 +86,5 @@ def test_the_webhook_image_mutates_a_real_admission_review(
     assert response["allowed"] is True
     patch = json.loads(base64.b64decode(response["patch"]))
     added = json.dumps(patch)
-    assert "ghcr.io/esi-federation/esi-init:" in added
+    assert f'"{images["esi-init"]}"' in added  # the webhook's default esi-init is the archive's image
     assert "/esi/bin/esi-cli" in added
