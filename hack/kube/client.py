@@ -78,9 +78,14 @@ class ApiClient:
         *,
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
-        """Send one request; the decoded answer, or ``KubeError`` for any non-2xx status."""
-        headers = {"Accept": "application/json"}
+        """Send one request; the decoded answer, or ``KubeError`` for any non-2xx status.
+
+        ``accept``: e.g. ``application/jwk-set+json`` for the JWKS, the only type it is served as, or
+        ``application/json;as=Table;v=v1;g=meta.k8s.io`` for what ``kubectl get`` prints.
+        """
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         response = self.session.request(
