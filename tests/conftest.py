@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,26 @@ def kube_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlan
     Tests share it: each uses namespaces and object names of its own. A missing build fails the test
     (``make test`` builds first): a Kubernetes-facing test never passes by being skipped.
     """
+    with _started_plane(tmp_path_factory.mktemp("kube-plane")) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="module")
+def own_kube_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane for one test module alone (about 10 s to start).
+
+    For tests that see every cluster-scoped object (a server in Kubernetes mode reads every
+    KubernetesFederation: another module's federation for the same API server publishes the same keys,
+    which the server rightly refuses in both) or that restart the API server.
+    """
+    with _started_plane(tmp_path_factory.mktemp("own-kube-plane")) as plane:
+        yield plane
+
+
+@contextmanager
+def _started_plane(directory: Path) -> Iterator[ControlPlane]:
     try:
-        plane = ControlPlane(tmp_path_factory.mktemp("kube-plane"))
+        plane = ControlPlane(directory)
     except MissingBinaries as exc:
         pytest.fail(str(exc))
     plane.start()

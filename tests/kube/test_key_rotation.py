@@ -1,7 +1,8 @@
 """Rotating the API server's ServiceAccount signing key, as a cluster operator does it.
 
-A control plane of its own (its API server is restarted twice). The federation server runs in this
-process with a 2 s JWKS refresh interval, so that "after the next refresh" is seconds, not minutes.
+A control plane of its own (``own_kube_plane``: its API server is restarted twice). The federation
+server runs in this process with a 2 s JWKS refresh interval, so that "after the next refresh" is
+seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import requests
 
 from federation.app import create_app
 from federation.settings import Settings
-from hack.kube import ControlPlane, running_plane
+from hack.kube import ControlPlane
 from hack.kube.client import ensure_service_account, request_token
 from tests.helpers_stack import (
     AUDIENCE,
@@ -37,13 +38,9 @@ SECRETS = [{"store": STORE, "key": "api-keys", "property": "service-a-token"}]
 
 
 @pytest.fixture(scope="module")
-def rotating_plane(
-    tmp_path_factory: pytest.TempPathFactory, kube_plane: ControlPlane
-) -> Iterator[ControlPlane]:
-    # kube_plane first: a missing build fails there, with the message that names `build`.
-    with running_plane(tmp_path_factory.mktemp("rotating-plane")) as plane:
-        ensure_service_account(plane, NAMESPACE, SERVICE_ACCOUNT)
-        yield plane
+def rotating_plane(own_kube_plane: ControlPlane) -> ControlPlane:
+    ensure_service_account(own_kube_plane, NAMESPACE, SERVICE_ACCOUNT)
+    return own_kube_plane
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
 """Kubernetes mode against the real API server, with the identity and RBAC the server chart installs.
 
 cluster-main and client-cluster-alpha are the same API server here: it stores the CRDs, serves the
-watches and the Lease to the federation server, and issues the client tokens that it verifies.
-The two replicas are two apps in this process, each with its own API client, watches and Lease
-contender, as two pods would be; their intervals are shortened (lease 3 s, status every 0.5 s).
+watches and the Lease to the federation server, and issues the client tokens that it verifies. The
+plane is this module's own: the replicas read every KubernetesFederation, and another module's
+federation for the same API server would publish the same keys (refused in both, rightly). The two
+replicas are two apps in this process, each with its own API client, watches and Lease contender, as
+two pods would be; their intervals are shortened (lease 3 s, status every 0.5 s).
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def eventually(probe: Callable[[], T], expected: T, timeout: float = 10.0) -> T:
 
 
 @pytest.fixture(scope="module")
-def cluster_main(kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> ClusterMain:
+def cluster_main(own_kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> ClusterMain:
+    kube_plane = own_kube_plane
     install_crds(kube_plane)
     ensure_namespace(kube_plane, RELEASE_NAMESPACE)
     objects = render(SERVER_CHART)

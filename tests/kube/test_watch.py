@@ -106,3 +106,5 @@ def test_a_resumed_watch_whose_history_is_gone_lists_again_and_misses_no_deletio
         stop.set()
         api.close()
         watcher.join(5)
+        # The plane is shared: other modules' servers in Kubernetes mode must not see this grant.
+        api_client(kube_plane).delete(authorization(kept))
