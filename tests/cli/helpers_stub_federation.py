@@ -88,6 +88,8 @@ def start_stub(tls_dir: Path, token: str) -> tuple[StubFederation, ThreadingHTTP
     state = StubFederation(token=token)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(state))
     server.daemon_threads = True
+    # Clients that hang up (a cut dripping answer, a refused certificate) are what tests provoke.
+    server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
     server.socket = context.wrap_socket(server.socket, server_side=True)
     state.url = f"https://127.0.0.1:{server.server_address[1]}"
     state.server_ca_file = tls_dir / "server-ca.crt"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from federation.config.model import Federation
+from federation.settings import Settings
+from federation.tokenreview import TokenReviewFailed, post_token_review
 from hack.client_issuer import TOKEN_REVIEW_PATH, ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer
+from tests.cli.helpers_stub_federation import start_stub
 from tests.federation.helpers_requests import post_secrets, register
 from tests.helpers_stack import (
     AUDIENCE,
@@ -82,3 +88,21 @@ def test_a_wrong_reviewer_token_fails_closed(stack: FederationStack, cluster: Cl
     response = post_secrets(stack, _mint(cluster, "prometheus-0"))
     assert response.status_code == 503
     assert "Retry-After" in response.headers
+
+
+def test_a_token_review_that_drips_its_answer_fails_at_the_total_timeout(tmp_path: Path) -> None:
+    # The stub answers every request one byte per 50 ms; each read is quick, the whole answer is not.
+    stub, server = start_stub(tmp_path / "stub", "reviewer-token")
+    stub.drip_s = 0.05
+    try:
+        federation = Federation(
+            name="dripping", url=stub.url, issuer="https://dripping.example", ca_bundle=stub.server_ca_pem
+        )
+        settings = Settings(jwks_total_timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TokenReviewFailed, match="within 1 s"):
+            post_token_review(federation, "reviewer-token", {"spec": {"token": "t"}}, settings)
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.shutdown()
+        server.server_close()
