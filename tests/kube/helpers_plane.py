@@ -81,7 +81,10 @@ class ServedFederation:
 def serve_federation(
     directory: Path, source_args: Sequence[str], extra_env: Mapping[str, str] | None = None
 ) -> Iterator[ServedFederation]:
-    """``esi-federation serve`` with ``source_args`` (``--manifests DIR`` or ``--kubernetes ...``)."""
+    """``esi-federation serve`` with ``source_args`` (``--manifests DIR`` or ``--kubernetes ...``).
+
+    One worker and a high rate limit unless ``source_args`` says otherwise (a later flag wins).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca = create_ca("federation server test CA")
     tls = write_tls_files(directory / "tls", ca, ca.issue(["127.0.0.1"]))
@@ -90,9 +93,9 @@ def serve_federation(
     command = [
         str(BIN / "esi-federation"),
         "serve",
-        *source_args,
         *("--bind", f"127.0.0.1:{port}", "--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)),
         *("--workers", "1", "--rate-limit", "1000"),
+        *source_args,
     ]
     env = {**os.environ, **(extra_env or {})}
     with stderr_path.open("ab") as stderr:

@@ -46,7 +46,7 @@ from tests.helpers_stack import (
     seed_values,
     serve_over_tls,
 )
-from tests.kube.helpers_plane import install_crds, kubernetes_federation
+from tests.kube.helpers_plane import install_crds, kubernetes_federation, serve_federation
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -223,6 +223,24 @@ def test_status_is_written_through_the_status_subresource_and_shown_by_kubectl_g
     row = next(row for row in table["rows"] if row["cells"][0] == CLUSTER)
     assert row["cells"][columns.index("READY")] == "True"
     assert row["cells"][columns.index("URL")] == cluster_main.plane.url
+
+
+def test_esi_federation_serve_in_kubernetes_mode_runs_as_the_charts_service_account(
+    cluster_main: ClusterMain, replicas: list[Replica], tmp_path: Path
+) -> None:
+    """The command the chart's Deployment runs (gunicorn, two workers), with the chart's identity."""
+    args = ["--kubernetes", "--kubeconfig", str(cluster_main.kubeconfig), "--workers", "2"]
+    env = {"POD_NAME": "esi-federation-server-0", "POD_NAMESPACE": RELEASE_NAMESPACE}
+    token = client_token(cluster_main.plane)
+
+    with serve_federation(tmp_path, args, env) as served:
+        answer = served.post_secrets(
+            token, [{"store": STORE, "key": "api-keys", "property": "service-a-token"}]
+        )
+
+    assert answer.status_code == 200
+    assert answer.json()["secrets"][0]["value"] == cluster_main.values["service-a-token"]
+    assert token not in served.stderr()
 
 
 def test_one_replica_holds_the_status_lease(cluster_main: ClusterMain, replicas: list[Replica]) -> None:
