@@ -141,8 +141,13 @@ def _healthz() -> Response:
 
 
 def _readyz() -> Response:
-    ready = _service().holder.ready
-    return _json({"status": "ready" if ready else "loading"}, 200 if ready else 503)
+    holder = _service().holder
+    if not holder.ready:
+        return _json({"status": "loading"}, 503)
+    stale = holder.stale_reason()
+    if stale is not None:
+        return _json({"status": "stale", "reason": stale}, 503)
+    return _json({"status": "ready"}, 200)
 
 
 def _metrics() -> Response:

@@ -97,6 +97,18 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.kube_watch_failures = Counter(
+            "esi_federation_kube_watch_failures",
+            "Kubernetes mode: lists or watches that failed and were restarted, by resource.",
+            ["resource"],
+            registry=r,
+        )
+        self.kube_objects_refused = Counter(
+            "esi_federation_kube_objects_refused",
+            "Kubernetes mode: objects refused because they nest too deeply, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.credentials_issued = Counter(
             "esi_federation_credentials_issued",
             "Generated values handed out, by generator kind.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from federation.config.model import Configuration
 from federation.metrics import Metrics
@@ -19,11 +20,18 @@ class ConfigHolder:
         self._metrics = metrics
         self._current = Configuration()
         self._loaded = threading.Event()
+        # Set by a source that can tell when what it holds is known to be out of date (Kubernetes mode).
+        self.stale_reason: Callable[[], str | None] = lambda: None
 
     @property
     def current(self) -> Configuration:
         """The configuration in force (empty before the first load)."""
         return self._current
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics the configuration's sources count into."""
+        return self._metrics
 
     @property
     def ready(self) -> bool:

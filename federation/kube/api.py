@@ -18,10 +18,23 @@ from typing import Any
 import urllib3
 import yaml
 
+from federation.kube.bounded import decode
+
 MERGE_PATCH = "application/merge-patch+json"
 # connect, read: a watch sends nothing while nothing changes, so its read timeout is longer than the
 # server-side timeoutSeconds it asks for; a plain request gets a short one.
 REQUEST_TIMEOUT = (5.0, 15.0)
+WATCH_READ_GRACE = 10.0
+# A peer that vanished (a dropped NAT entry, a dead node) is noticed by TCP within about 5 + 3 x 3 s,
+# even while the stream is legitimately quiet.
+KEEPALIVE = (
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    *(
+        (socket.IPPROTO_TCP, getattr(socket, option), value)
+        for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 3), ("TCP_KEEPCNT", 3))
+        if hasattr(socket, option)
+    ),
+)
 
 
 class KubeApiError(Exception):
@@ -58,6 +71,7 @@ class KubeApi:
             raise KubeApiError(0, f"cannot load {where}: {exc}") from exc
         except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:  # a malformed kubeconfig
             raise KubeApiError(0, f"cannot load {kubeconfig}: {type(exc).__name__}") from exc
+        configuration.socket_options = [*urllib3.connection.HTTPConnection.default_socket_options, *KEEPALIVE]
         return cls(client.ApiClient(configuration))
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -88,7 +102,8 @@ class KubeApi:
         }
         if resource_version:
             query["resourceVersion"] = resource_version
-        response = self._send("GET", path, query=query, timeout=(REQUEST_TIMEOUT[0], timeout_seconds + 30.0))
+        read_timeout = timeout_seconds + WATCH_READ_GRACE
+        response = self._send("GET", path, query=query, timeout=(REQUEST_TIMEOUT[0], read_timeout))
         with self._streams_lock:
             self._streams.add(response)
         try:
@@ -96,7 +111,7 @@ class KubeApi:
                 raise _error(response.status, response.read())
             for line in _lines(response.response):
                 try:
-                    event = json.loads(line)
+                    event = decode(line)
                 except ValueError:
                     raise KubeApiError(0, "the watch stream sent a line that is not JSON") from None
                 if isinstance(event, dict) and isinstance(event.get("object"), dict):
@@ -132,7 +147,7 @@ class KubeApi:
         if not 200 <= response.status < 300:
             raise _error(response.status, data)
         try:
-            document = json.loads(data)
+            document = decode(data)
         except ValueError:
             raise KubeApiError(response.status, f"{method} {path} did not answer JSON") from None
         if not isinstance(document, dict):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,9 @@ from federation.config.references import ObjectKey, SecretSelection, referenced_
 from federation.errors import ConfigurationError
 from federation.generators.model import GENERATOR_API
 from federation.jwks import JwksRegistry
-from federation.kube.api import KubeApi, KubeApiError, field_map
+from federation.kube.api import WATCH_READ_GRACE, KubeApi, KubeApiError, field_map
 from federation.kube.status import StatusWriter
-from federation.kube.watch import ResourceWatcher, WatchedType
+from federation.kube.watch import WATCH_TIMEOUT_SECONDS, ResourceWatcher, WatchedType
 from federation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ _REFERENCED = {SECRETS.kind: SECRETS, CONFIG_MAPS.kind: CONFIG_MAPS}
 COALESCE_SECONDS = 0.05
 STOP_JOIN_SECONDS = 2.0
 SECRET_RETRY_SECONDS = 5.0
+# A healthy watch is confirmed at least every WATCH_TIMEOUT_SECONDS (the server ends it, a new one
+# starts); a stalled one is cut after WATCH_TIMEOUT_SECONDS + WATCH_READ_GRACE. Past this, readiness
+# says the configuration is stale.
+STALE_AFTER_SECONDS = WATCH_TIMEOUT_SECONDS + WATCH_READ_GRACE + 20.0
 _KEPT_METADATA = ("name", "namespace")
 
 
@@ -182,7 +187,10 @@ class KubernetesSource:
         """Connect, then list and watch in background threads (``holder.ready`` after the first lists)."""
         api = self._api or KubeApi.connect(self._settings.kubeconfig)
         self._api = api
-        self._watchers = [ResourceWatcher(api, watched, self.cache, self._stop) for watched in WATCHED]
+        self._watchers = [
+            ResourceWatcher(api, watched, self.cache, self._stop, self._holder.metrics) for watched in WATCHED
+        ]
+        self._holder.stale_reason = self.stale_reason
         for watcher in self._watchers:
             watcher.start()
         self._rebuilder.start()
@@ -218,6 +226,15 @@ class KubernetesSource:
     def listed(self) -> bool:
         """True once every watched type has been listed."""
         return bool(self._watchers) and all(w.listed.is_set() for w in self._watchers)
+
+    def stale_reason(self) -> str | None:
+        """Why the configuration held is known to be out of date (None when it is not): a type the API
+        server has not confirmed for ``STALE_AFTER_SECONDS`` (its watch keeps failing or stalled)."""
+        now = time.monotonic()
+        stale = sorted(w.plural for w in self._watchers if w.stale_for(now) > STALE_AFTER_SECONDS)
+        if not stale:
+            return None
+        return f"not confirmed by the API server for over {STALE_AFTER_SECONDS:g} s: {', '.join(stale)}"
 
     def observed(self, kind: str) -> dict[ObjectKey, dict[str, Any]]:
         """The objects of ``kind`` as last seen (status included)."""

@@ -16,17 +16,24 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from federation.kube.api import KubeApi, KubeApiError, field_map
+from federation.kube.bounded import MAX_DEPTH, admit
+from federation.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 GONE = 410
 NOT_FOUND = 404
-WATCH_TIMEOUT_SECONDS = 300
+# The server ends each watch after this long (a fresh one follows at once), and the client gives up on
+# a stream silent for WATCH_TIMEOUT_SECONDS + WATCH_READ_GRACE (kube.api): a half-dead connection is
+# replaced within that bound, and readiness says so when a type stays unconfirmed (kube.source).
+WATCH_TIMEOUT_SECONDS = 30
+QUIET_STREAM_SECONDS = 1.0
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 
@@ -90,14 +97,25 @@ class Backoff:
 class ResourceWatcher:
     """Keeps ``sink`` up to date with one resource type, in a daemon thread."""
 
-    def __init__(self, api: KubeApi, watched: WatchedType, sink: Sink, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        watched: WatchedType,
+        sink: Sink,
+        stop: threading.Event,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._api = api
+        self._metrics = metrics
         self._watched = watched
         self._sink = sink
         self._stop = stop
         self._backoff = Backoff()
         self.listed = threading.Event()
         self.lists = 0
+        self.refused = 0
+        self.failures = 0
+        self.confirmed_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"watch-{watched.plural}", daemon=True)
 
     def start(self) -> None:
@@ -111,32 +129,63 @@ class ResourceWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                api_version, resource_version = self._list()
-                self._backoff.reset()
-                while not self._stop.is_set():
-                    resource_version, delivered = self._watch(api_version, resource_version)
-                    if delivered:
-                        self._backoff.reset()
-                    else:
-                        # A stream that ends without a single event must not become a busy loop.
-                        self._stop.wait(self._backoff.delay())
+                self._list_and_watch()
             except WatchExpired:
                 log.info("watch expired (410 Gone); listing again", extra={"resource": self._watched.plural})
             except NotServed:
                 self._stop.wait(BACKOFF_MAX)
-            except KubeApiError as exc:
+            except Exception as exc:
+                # Supervised: whatever breaks (the API server, one object's content, a bug), the type is
+                # listed again after a backoff; a dead thread would freeze the configuration unnoticed.
                 if self._stop.is_set():
                     return
+                self.failures += 1
+                if self._metrics is not None:
+                    self._metrics.kube_watch_failures.labels(self._watched.plural).inc()
                 delay = self._backoff.delay()
+                reason = str(exc) if isinstance(exc, KubeApiError) else type(exc).__name__
                 log.warning(
                     "listing or watching failed; retrying",
-                    extra={
-                        "resource": self._watched.plural,
-                        "reason": str(exc),
-                        "retry_in_s": round(delay, 2),
-                    },
+                    extra={"resource": self._watched.plural, "reason": reason, "retry_in_s": round(delay, 2)},
+                    exc_info=not isinstance(exc, KubeApiError),
                 )
                 self._stop.wait(delay)
+
+    def _list_and_watch(self) -> None:
+        api_version, resource_version = self._list()
+        self._backoff.reset()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            resource_version, delivered = self._watch(api_version, resource_version)
+            self.confirmed_at = time.monotonic()
+            if delivered or self.confirmed_at - started >= QUIET_STREAM_SECONDS:
+                self._backoff.reset()
+            else:
+                # A stream that ends at once without a single event must not become a busy loop.
+                self._stop.wait(self._backoff.delay())
+
+    @property
+    def plural(self) -> str:
+        """The resource watched (its plural name)."""
+        return self._watched.plural
+
+    def stale_for(self, now: float) -> float:
+        """Seconds since the API server last confirmed this type's state (a list, an event, a bookmark,
+        or a watch that ran to its end); 0 while it has never been listed (readiness waits for that)."""
+        return now - self.confirmed_at if self.listed.is_set() else 0.0
+
+    def _admitted(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        admitted = admit(obj)
+        if admitted is None:
+            self.refused += 1
+            if self._metrics is not None:
+                self._metrics.kube_objects_refused.labels(self._watched.kind).inc()
+            log.warning(
+                "object refused: nested deeper than %d levels",
+                MAX_DEPTH,
+                extra={"kind": self._watched.kind, "object": _describe(obj)},
+            )
+        return admitted
 
     def _list(self) -> tuple[str, str]:
         """List the type in the first served version; deliver the items; return (version, resourceVersion)."""
@@ -149,9 +198,11 @@ class ResourceWatcher:
                     raise
                 last_error = exc
                 continue
-            items = [item for item in answer.get("items") or [] if isinstance(item, dict)]
+            items = [self._admitted(item) for item in answer.get("items") or [] if isinstance(item, dict)]
+            items = [item for item in items if item is not None]
             self._sink.replace_all(self._watched.kind, api_version, items)
             self.lists += 1
+            self.confirmed_at = time.monotonic()
             self.listed.set()
             metadata = field_map(answer, "metadata")
             return api_version, str(metadata.get("resourceVersion") or "")
@@ -175,10 +226,20 @@ class ResourceWatcher:
                     raise WatchExpired
                 raise KubeApiError(int(obj.get("code") or 0), str(obj.get("message") or "watch error")[:300])
             delivered = True
+            self.confirmed_at = time.monotonic()
             resource_version = _resource_version(obj) or resource_version
             if kind in ("ADDED", "MODIFIED", "DELETED"):
-                self._sink.apply(self._watched.kind, api_version, str(kind), obj)
+                admitted = self._admitted(obj)
+                # A refused object is as if deleted: an older, admitted version must not stay in force.
+                change = str(kind) if admitted is not None else "DELETED"
+                self._sink.apply(self._watched.kind, api_version, change, admitted or obj)
         return resource_version, delivered
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    metadata = field_map(obj, "metadata")
+    namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+    return f"{namespace}/{name}" if namespace else name
 
 
 def _resource_version(obj: Mapping[str, Any]) -> str | None:
