@@ -4,8 +4,8 @@
 byte at a time holds a request thread for as long as it drips. A session of ``DeadlineSession`` gives
 each call a deadline; the connections of its pools record which socket the calling thread uses, and one
 watchdog thread per process shuts that socket down once the deadline has passed: the blocked read
-returns at once and the call fails as a lost connection. (A TLS handshake in progress is bounded by the
-per-operation timeouts only: its socket is registered once the handshake is done.)
+returns at once and the call fails as a lost connection. (A TLS handshake needs none of this: CPython
+applies the socket timeout to a handshake as a whole; its socket is registered once it is done.)
 """
 
 from __future__ import annotations

@@ -137,6 +137,46 @@ def test_vault_that_drips_its_answer_is_unavailable_at_the_deadline_not_when_it_
         server.server_close()
 
 
+def _drip_a_handshake(listener: socket.socket, stop: threading.Event) -> None:
+    """Accept, read the ClientHello, then announce a 16 KiB TLS record and send it a byte at a time."""
+    listener.settimeout(5)
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    with conn:
+        conn.recv(65536)
+        try:
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not stop.wait(0.05):
+                conn.sendall(b"\x02")
+        except OSError:
+            return
+
+
+def test_vault_whose_tls_handshake_drips_is_unavailable_within_the_connect_timeout() -> None:
+    # CPython bounds a handshake as a whole by the socket timeout: a byte every 50 ms does not extend it.
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        dripping = threading.Thread(target=_drip_a_handshake, args=(listener, stop), daemon=True)
+        dripping.start()
+        try:
+            source = ConfigSource({"vault-token": {"token": "t"}})
+            auth = {"tokenSecretRef": secret_ref("vault-token", "token")}
+            settings = Settings(store_connect_timeout=0.5, store_read_timeout=1.0)
+            address = f"https://127.0.0.1:{listener.getsockname()[1]}"
+            provider = vault_provider(address, auth, source, settings, path="secret")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                provider.read("db-credentials")
+            assert time.monotonic() - started < 3.0
+        finally:
+            stop.set()
+            dripping.join(timeout=5)
+
+
 def test_error_messages_never_hold_credentials_or_values(bao: OpenBao) -> None:
     source = ConfigSource({"approle": {"secret-id": "wrong-" + SECRET_ID}})
     provider = vault_provider(bao.address, APP_ROLE, source, path="secret")
