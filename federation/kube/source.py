@@ -94,7 +94,7 @@ class ObjectCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _objects: dict[str, dict[ObjectKey, dict[str, Any]]] = field(default_factory=dict)
 
-    def replace_all(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> None:
+    def replace_all(self, kind: str, api_version: str, items: Iterable[dict[str, Any]]) -> None:
         """The full state of ``kind`` (from a list)."""
         fresh = {}
         for item in items:

@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ NOT_FOUND = 404
 # replaced within that bound, and readiness says so when a type stays unconfirmed (kube.source).
 WATCH_TIMEOUT_SECONDS = 30
 QUIET_STREAM_SECONDS = 1.0
+LIST_PAGE_SIZE = 500
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 
@@ -59,8 +60,8 @@ class WatchedType:
 class Sink(Protocol):
     """Where a watcher delivers what it sees."""
 
-    def replace_all(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> None:
-        """The full state of ``kind`` (a list answer)."""
+    def replace_all(self, kind: str, api_version: str, items: Iterable[dict[str, Any]]) -> None:
+        """The full state of ``kind`` (a list answer, consumed once; it may raise while read)."""
 
     def apply(self, kind: str, api_version: str, event: str, obj: dict[str, Any]) -> None:
         """One ADDED, MODIFIED or DELETED event."""
@@ -191,26 +192,39 @@ class ResourceWatcher:
         """List the type in the first served version; deliver the items; return (version, resourceVersion)."""
         last_error: KubeApiError | None = None
         for api_version in self._watched.api_versions:
+            path = self._watched.path(api_version)
             try:
-                answer = self._api.get(self._watched.path(api_version))
+                first = self._api.get(path, {"limit": str(LIST_PAGE_SIZE)})
             except KubeApiError as exc:
                 if exc.status != NOT_FOUND:
                     raise
                 last_error = exc
                 continue
-            items = [self._admitted(item) for item in answer.get("items") or [] if isinstance(item, dict)]
-            items = [item for item in items if item is not None]
-            self._sink.replace_all(self._watched.kind, api_version, items)
+            # Page by page, each filtered by the sink as it comes: memory follows what is kept (the
+            # referenced Secrets), not how many Secrets the cluster holds. A failed page fails the list.
+            self._sink.replace_all(self._watched.kind, api_version, self._items(path, first))
             self.lists += 1
             self.confirmed_at = time.monotonic()
             self.listed.set()
-            metadata = field_map(answer, "metadata")
+            metadata = field_map(first, "metadata")
             return api_version, str(metadata.get("resourceVersion") or "")
         if self._watched.optional:
             self._sink.replace_all(self._watched.kind, self._watched.api_versions[0], [])
             self.listed.set()
             raise NotServed(self._watched.plural)
         raise last_error or KubeApiError(NOT_FOUND, f"{self._watched.plural} is not served")
+
+    def _items(self, path: str, page: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The admitted items of ``page`` and of the pages that follow it (``continue`` tokens)."""
+        while True:
+            for item in page.get("items") or []:
+                admitted = self._admitted(item) if isinstance(item, dict) else None
+                if admitted is not None:
+                    yield admitted
+            token = field_map(page, "metadata").get("continue")
+            if not token or self._stop.is_set():
+                return
+            page = self._api.get(path, {"limit": str(LIST_PAGE_SIZE), "continue": str(token)})
 
     def _watch(self, api_version: str, resource_version: str) -> tuple[str, bool]:
         """Deliver events until the stream ends; return the last resourceVersion seen and whether any

@@ -13,7 +13,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,12 @@ import yaml
 from federation.config.holder import ConfigHolder
 from federation.kube import api as kube_api
 from federation.kube import watch as kube_watch
+from federation.kube.api import KubeApi
 from federation.kube.source import KubernetesSource
 from federation.metrics import Metrics
 from federation.settings import Settings
 from hack.kube import ControlPlane
-from hack.kube.client import api_client, create_object
+from hack.kube.client import api_client, create_object, ensure_namespace
 from tests.helpers_stack import authorization
 from tests.kube.helpers_plane import install_crds
 
@@ -221,3 +222,40 @@ def test_a_stalled_watch_is_replaced_within_the_bound(
     finally:
         source.stop()
         proxy.close()
+
+
+def test_secrets_are_listed_in_pages_and_only_referenced_ones_are_kept(
+    plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_watch, "LIST_PAGE_SIZE", 2)
+    ensure_namespace(plane, "iso-crowd")
+    for index in range(5):
+        create_object(
+            plane,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"unrelated-{index}", "namespace": "iso-crowd"},
+                "stringData": {"value": "x" * 1000},
+            },
+        )
+    api = KubeApi.connect(Path(plane.kubeconfig))
+    asked: list[tuple[str, dict[str, str]]] = []
+    original = api.get
+
+    def recording_get(path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        asked.append((path, dict(query or {})))
+        return original(path, query)
+
+    monkeypatch.setattr(api, "get", recording_get)
+    holder = ConfigHolder(Metrics())
+    source = KubernetesSource(Settings(kubernetes=True, kubeconfig=Path(plane.kubeconfig)), holder, api=api)
+    source.start()
+    try:
+        assert holder.wait_ready(30)
+        secret_lists = [query for path, query in asked if path == "/api/v1/secrets"]
+        assert len(secret_lists) >= 3  # at least 5 Secrets, 2 a page
+        assert all(query.get("limit") == "2" for query in secret_lists)
+        assert not [key for key in source.observed("Secret") if key[0] == "iso-crowd"]
+    finally:
+        source.stop()
