@@ -15,6 +15,8 @@ once; only a secret's value can be up to the TTL older than the store's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +62,10 @@ class StoreReader:
 
     def read(self, config: Configuration, store: str, key: str) -> SecretData:
         """The data at ``key`` of ``store`` in ``config``; raises the provider's ``FederationError``."""
-        wanted = (store, key)
+        # Keyed by the store's definition too: a store whose spec changed (another server, another
+        # path) is never answered from the old spec's read still in the cache or in flight.
+        slot = f"{store}#{_definition(config, store)}"
+        wanted = (slot, key)
         with self._lock:
             cached = self._cache.get(wanted)
             if cached is not None and cached[0] > self._clock():
@@ -75,7 +80,7 @@ class StoreReader:
             return pending.result()
         expires = 0.0
         try:
-            data, expires = self._read_once(config, store, key)
+            data, expires = self._read_once(config, store, slot, key)
         except BaseException as exc:
             pending.set_exception(exc)
             raise
@@ -89,33 +94,33 @@ class StoreReader:
                     self._cache[wanted] = (expires, pending.result())
                     self._prune()
 
-    def _read_once(self, config: Configuration, store: str, key: str) -> tuple[SecretData, float]:
+    def _read_once(self, config: Configuration, store: str, slot: str, key: str) -> tuple[SecretData, float]:
         """The answer and until when it may be served: from another worker, or read here and shared."""
         if self._shared is None:
             started = self._clock()
             return self._read_from_store(config, store, key), started + self._cache_ttl
         shared = self._shared
-        claim = shared.claim(store, key, self._clock())
+        claim = shared.claim(slot, key, self._clock())
         how = "in_flight" if claim.kind == "wait" else "cache"
         while claim.kind == "wait":
             self._sleep(SHARED_POLL_SECONDS)
-            claim = shared.claim(store, key, self._clock(), waiting_for=claim.started)
+            claim = shared.claim(slot, key, self._clock(), waiting_for=claim.started)
         if claim.kind == "hit":
             self._metrics.store_merged_reads.labels(store, how).inc()
             return cast(SecretData, claim.data), claim.expires
-        return self._lead(shared, config, store, key, claim)
+        return self._lead(shared, config, (store, slot), key, claim)
 
     def _lead(
-        self, shared: SharedReads, config: Configuration, store: str, key: str, claim: Claim
+        self, shared: SharedReads, config: Configuration, store: tuple[str, str], key: str, claim: Claim
     ) -> tuple[SecretData, float]:
         """Read for every worker: the answer is published, or the slot freed when the read fails."""
         try:
-            data = self._read_from_store(config, store, key)
+            data = self._read_from_store(config, store[0], key)
         except BaseException:
-            shared.abandon(store, key, claim)
+            shared.abandon(store[1], key, claim)
             raise
         expires = claim.started + self._cache_ttl
-        shared.publish(store, key, claim, expires, data)
+        shared.publish(store[1], key, claim, expires, data)
         return data, expires
 
     def _prune(self) -> None:
@@ -140,3 +145,12 @@ class StoreReader:
         finally:
             self._metrics.store_reads.labels(store, result).inc()
             self._metrics.store_read_seconds.labels(store).observe(time.perf_counter() - started)
+
+
+def _definition(config: Configuration, store: str) -> str:
+    """A short digest of the provider definition of ``store`` in ``config`` ("absent" when none)."""
+    found = config.stores.get(store)
+    if found is None:
+        return "absent"
+    text = json.dumps([found.kind, found.spec], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -211,3 +211,15 @@ def test_a_provider_crash_becomes_a_store_error_without_its_message() -> None:
     with pytest.raises(StoreError) as caught:
         _reader(provider).read(CONFIG, "slow", "db")
     assert "pw-123" not in caught.value.detail
+
+
+def test_a_changed_store_definition_is_never_answered_from_the_old_ones_cache() -> None:
+    clock = FakeClock()
+    provider = SlowProvider(delay=0)
+    reader = _reader(provider, ttl=10, clock=clock)
+    reader.read(CONFIG, "slow", "db")
+    changed = Configuration(stores={"slow": StoreConfig("slow", "fake", {"data": []})})
+    reader.read(changed, "slow", "db")
+    assert provider.reads == 2  # within the TTL, but the spec is another one
+    reader.read(changed, "slow", "db")
+    assert provider.reads == 2
