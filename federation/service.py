@@ -54,7 +54,7 @@ class Fetched:
     """One requested item and its value."""
 
     item: RequestedItem
-    value: str
+    value: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Outcome(Generic[T]):
     """
 
     decision: Decision
-    value: T | None = None
+    value: T | None = field(default=None, repr=False)
     error: FederationError | None = None
     identity: Identity | None = None
     items: Sequence[RequestedItem] = ()

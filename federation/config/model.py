@@ -85,7 +85,7 @@ class KubeSecret:
 
     namespace: str
     name: str
-    data: Mapping[str, bytes]
+    data: Mapping[str, bytes] = field(repr=False)
 
 
 @dataclass(frozen=True)

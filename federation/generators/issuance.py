@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from federation.config.model import Configuration
 from federation.errors import FederationError, StoreError, Unavailable
@@ -29,7 +29,7 @@ class Issued:
     """One generated map, and the record of its lease when it has one."""
 
     ref: GeneratorRef
-    data: Mapping[str, str]
+    data: Mapping[str, str] = field(repr=False)
     record: LeaseRecord | None
 
 

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -52,7 +52,7 @@ class RemoteCluster:
     url: str
     ca: bytes | None
     bearer: Callable[[], str] | None
-    client_cert: tuple[bytes, bytes] | None
+    client_cert: tuple[bytes, bytes] | None = field(repr=False)
     token_lifetime: float | None = None  # a minted token is minted again after half of it
 
 

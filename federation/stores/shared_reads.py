@@ -22,7 +22,7 @@ import mmap
 import os
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
@@ -46,7 +46,7 @@ class Claim:
     kind: Literal["hit", "wait", "lead"]
     started: float
     expires: float = 0.0
-    data: SecretData | None = None
+    data: SecretData | None = field(default=None, repr=False)
 
 
 class SharedReads:

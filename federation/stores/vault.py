@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -64,8 +64,8 @@ class VaultStore:
     version: str
     namespace: str | None
     ca_pem: bytes | None
-    headers: Mapping[str, str]
-    client_cert: tuple[bytes, bytes] | None = None
+    headers: Mapping[str, str] = field(repr=False)  # may carry credentials of a proxy in front
+    client_cert: tuple[bytes, bytes] | None = field(default=None, repr=False)
 
     def data_path(self, key: str) -> str:
         """The API path (without ``/v1/``) that holds ``key``, built as ESO builds it."""
@@ -89,7 +89,7 @@ class VaultStore:
 class _Token:
     """A Vault token and what is known of its lease (``ttl`` 0: it does not expire)."""
 
-    value: str
+    value: str = field(repr=False)
     ttl: float
     renewable: bool
     expires_at: float | None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,7 +53,7 @@ class Login:
     fields: Callable[[], dict[str, str]]
     namespace: str | None = None
     username: str | None = None
-    client_cert: tuple[bytes, bytes] | None = None
+    client_cert: tuple[bytes, bytes] | None = field(default=None, repr=False)
 
     @property
     def path(self) -> str:
