@@ -572,5 +572,5 @@ def test_a_fake_entry_with_both_value_and_value_map_is_refused(
     assert code == 1
     assert problems == [
         "ClusterSecretStore fake: provider.fake.data must be a list of {key, value | valueMap[, version]}: "
-        "a string key, and a string value or a valueMap of strings"
+        "a string key, and a string value or a valueMap of strings; the store is skipped"
     ]
