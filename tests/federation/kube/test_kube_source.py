@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +28,6 @@ pytestmark = pytest.mark.slow
 
 BETA = "client-cluster-beta"
 BETA_ISSUER = "https://beta.clusters.example.test"
-
-
-@pytest.fixture
-def cluster() -> Iterator[EmulatedCluster]:
-    """An empty cluster-main API server."""
-    with EmulatedCluster() as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def stack(tmp_path: Path, cluster: EmulatedCluster) -> Iterator[KubeStack]:
-    """The federation server in Kubernetes mode, seeded with the walkthrough's resources."""
-    with kube_stack(tmp_path, cluster=cluster) as running:
-        yield running
 
 
 def test_a_fetch_works_in_kubernetes_mode(stack: KubeStack) -> None:

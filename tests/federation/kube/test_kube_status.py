@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,6 @@ pytestmark = pytest.mark.slow
 
 LEASE = LEASES.format(namespace=LEASE_NAMESPACE)
 GRANT = AUTHORIZATIONS + "/allow-alpha-monitoring"
-
-
-@pytest.fixture
-def cluster() -> Iterator[EmulatedCluster]:
-    """An empty cluster-main API server."""
-    with EmulatedCluster() as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def stack(tmp_path: Path, cluster: EmulatedCluster) -> Iterator[KubeStack]:
-    """The federation server in Kubernetes mode, seeded with the walkthrough's resources."""
-    with kube_stack(tmp_path, cluster=cluster) as running:
-        yield running
 
 
 def _ready(cluster: EmulatedCluster, path: str) -> dict[str, object]:
