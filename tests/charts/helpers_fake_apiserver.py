@@ -6,12 +6,13 @@ the object. This server answers those two from an in-memory dict, on 127.0.0.1 a
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.helpers_http import send_json
 
 _DISCOVERY = {
     "kind": "APIResourceList",
@@ -62,12 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200 if body else 404, body or _NOT_FOUND)
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""

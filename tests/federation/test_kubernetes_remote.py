@@ -5,7 +5,6 @@ credentials the way kube-apiserver does (401 without valid ones, 403 outside the
 from __future__ import annotations
 
 import base64
-import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from federation.errors import SecretNotFound, StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores import kubernetes
 from hack.certs import create_ca, write_tls_files
+from tests.helpers_http import send_json
 
 TOKEN = "remote-reader-token"
 DB = {"password": "remote-db-password", "username": "reader"}
@@ -90,12 +90,7 @@ def _handler(seen: list[dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
             return self._reply(200, {"kind": "Secret", "apiVersion": "v1", "data": data})
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, status, body)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silent."""

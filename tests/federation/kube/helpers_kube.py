@@ -37,6 +37,7 @@ from federation.app import create_app
 from federation.settings import Settings
 from hack.certs import server_ssl_context, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
+from tests.helpers_http import send_json
 from tests.helpers_stack import (
     AUDIENCE,
     CLUSTER,
@@ -492,12 +493,7 @@ class ReviewEndpoint:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 endpoint.seen.append(SeenReview(self.headers.get("Authorization"), body))
-                answer = json.dumps({"kind": "TokenReview", "status": endpoint.status}).encode()
-                self.send_response(endpoint.code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                send_json(self, endpoint.code, {"kind": "TokenReview", "status": endpoint.status})
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""

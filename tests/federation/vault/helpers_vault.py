@@ -25,6 +25,7 @@ from federation.config.model import Configuration, KubeSecret, StoreConfig
 from federation.settings import Settings
 from federation.stores import vault
 from hack.openbao import TlsFiles
+from tests.helpers_http import send_json
 
 NAMESPACE = "external-secrets"
 
@@ -171,12 +172,7 @@ class TokenReviewServer:
                         # An API server answers with the asked audiences that the token holds.
                         "audiences": review["spec"].get("audiences") or [],
                     }
-                body = json.dumps({**review, "status": status}).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, 201, {**review, "status": status})
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silent: the default writes every request to stderr."""
