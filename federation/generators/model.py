@@ -73,8 +73,3 @@ def parse_generator(resource: Mapping[str, Any]) -> GeneratorConfig:
     if not isinstance(spec, dict):
         raise GeneratorSpecError(f"{where}: spec must be a mapping")
     return GeneratorConfig(GeneratorRef(namespace, str(kind), name), json.loads(json.dumps(spec)))
-
-
-def is_generator(resource: Mapping[str, Any]) -> bool:
-    """Whether ``resource`` is one of the generator kinds served (any other kind is left alone)."""
-    return resource.get("apiVersion") == GENERATOR_API and resource.get("kind") in KINDS
