@@ -32,6 +32,8 @@ MAX_JWKS_BYTES = 256 * 1024
 # kube-apiserver serves the key set only as application/jwk-set+json and answers 406 to an Accept that
 # does not admit it; mirrors and static hosts often label the same document application/json.
 JWKS_ACCEPT = "application/jwk-set+json, application/json"
+# Every failure to get an answer starts so; status shows only this part (the rest is for the log).
+FETCH_FAILED = "the key set could not be fetched"
 
 
 def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Settings) -> bytes:
@@ -44,9 +46,9 @@ def fetch_jwks(url: str, ca_bundle: str | None, bearer: str | None, settings: Se
             "GET", url, ca_bundle=ca_bundle, headers=headers, settings=settings, max_bytes=MAX_JWKS_BYTES
         )
     except PinnedRequestError as exc:
-        raise JwksError(f"JWKS fetch failed: {exc}") from exc
+        raise JwksError(f"{FETCH_FAILED}: {exc}") from exc
     if answer.status != 200:
-        raise JwksError(f"{url} answered HTTP {answer.status}")
+        raise JwksError(f"{FETCH_FAILED}: {url} answered HTTP {answer.status}")
     return answer.body
 
 

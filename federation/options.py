@@ -45,6 +45,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _namespaces(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"{text!r} names no namespace")
+    return names
+
+
 SOURCE = (
     _option(
         "--manifests",
@@ -58,6 +65,13 @@ SOURCE = (
 SERVE = (
     _option(
         "--kubeconfig", "kubeconfig for --kubernetes (default: in-cluster config)", metavar="PATH", parse=Path
+    ),
+    _option(
+        "--federation-secret-namespaces",
+        "--kubernetes: namespaces (comma-separated, or *) whose Secrets a KubernetesFederation may name "
+        "in tokenSecretRef (default: the server's own namespace)",
+        metavar="NS[,NS...]",
+        parse=_namespaces,
     ),
     _option(
         "--lease-namespace",

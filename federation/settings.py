@@ -33,6 +33,9 @@ class Settings:
     jwks_total_timeout: float = 5.0
     reload_interval: float = 2.0
     lease_namespace: str | None = None
+    # Kubernetes mode: namespaces whose Secrets a KubernetesFederation may name (its token is sent to the
+    # federation's URL). None: the server's own namespace; ("*",): any.
+    federation_secret_namespaces: tuple[str, ...] | None = None
     lease_name: str = "esi-federation-status"
     lease_duration: float = 15.0
     status_interval: float = 10.0

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from federation.errors import ConfigurationError
 from federation.generators.model import GENERATOR_API
 from federation.jwks import JwksRegistry
 from federation.kube.api import WATCH_READ_GRACE, KubeApi, KubeApiError, field_map
+from federation.kube.lease import default_namespace
 from federation.kube.status import StatusWriter
 from federation.kube.watch import WATCH_TIMEOUT_SECONDS, ResourceWatcher, WatchedType
 from federation.settings import Settings
@@ -178,6 +179,9 @@ class KubernetesSource:
         self.cache = ObjectCache(on_change=self._dirty.set)
         self.problems: list[str] = []
         self._fetched = SecretSelection()
+        self._secret_namespaces = settings.federation_secret_namespaces or (
+            settings.lease_namespace or default_namespace(),
+        )
         self._unread_secrets = False
         self._watchers: list[ResourceWatcher] = []
         self._status: StatusWriter | None = None
@@ -252,9 +256,12 @@ class KubernetesSource:
 
     def rebuild(self) -> None:
         """Build the configuration from everything held; put it in force, or reject it."""
-        resources = [r for r in self.cache.resources() if r.get("kind") not in _REFERENCED]
+        # Decided on one reading of the cache: Secrets read below are added to it, nothing else.
+        held = [r for r in self.cache.resources() if r.get("kind") not in _REFERENCED]
+        out_of_scope = [why for r in held if (why := self._out_of_scope(r)) is not None]
+        resources = [r for r in held if self._out_of_scope(r) is None]
         self._follow_secret_references(referenced_selection(resources))
-        resources = self.cache.resources()
+        resources += [r for r in self.cache.resources() if r.get("kind") in _REFERENCED]
         try:
             config = build_configuration(resources, source=SOURCE)
         except ConfigurationError as exc:
@@ -262,9 +269,30 @@ class KubernetesSource:
             self._holder.reject(SOURCE, exc.problems)
         else:
             self.problems = []
-            self._holder.replace(config)
+            self._holder.replace(replace(config, ignored=(*config.ignored, *out_of_scope)))
         if self._status is not None:
             self._status.wake()
+
+    def _out_of_scope(self, resource: Mapping[str, Any]) -> str | None:
+        """Why a KubernetesFederation may not be loaded: it names a Secret outside the namespaces
+        federations may reference (its value would be sent to whatever URL the federation names)."""
+        allowed = self._secret_namespaces
+        if resource.get("kind") != FEDERATIONS.kind or "*" in allowed:
+            return None
+        spec = field_map(resource, "spec")
+        refs = {
+            "tokenSecretRef": field_map(spec, "tokenSecretRef"),
+            "tokenReview.tokenSecretRef": field_map(field_map(spec, "tokenReview"), "tokenSecretRef"),
+        }
+        for field_name, ref in refs.items():
+            namespace = ref.get("namespace")
+            if ref and namespace not in allowed:
+                return (
+                    f"KubernetesFederation {_key(resource)[1]}: {field_name} names a Secret in namespace "
+                    f"{str(namespace)[:63]!r}; federations may name Secrets only in {', '.join(allowed)} "
+                    "(--federation-secret-namespaces); the federation is not loaded"
+                )
+        return None
 
     def _follow_secret_references(self, selection: SecretSelection) -> None:
         """Filter the Secrets to ``selection``; read the ones that were not kept so far."""

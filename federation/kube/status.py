@@ -31,7 +31,7 @@ from federation.config.check import find_problems
 from federation.config.holder import ConfigHolder
 from federation.config.model import Configuration
 from federation.config.parse import AUTHORIZATION_API, FEDERATION_API
-from federation.jwks import JwksRegistry
+from federation.jwks import FETCH_FAILED, JwksRegistry
 from federation.keyset import VerificationKey
 from federation.kube.api import KubeApi, KubeApiError, field_map
 from federation.kube.lease import Lease, default_namespace, worker_identity
@@ -62,6 +62,17 @@ def problems_of(problems: Sequence[str], kind: str, name: str) -> list[str]:
     """The problems, among ``problems``, that are about ``kind name`` (they start with its name)."""
     prefix = f"{kind} {name}"
     return [p for p in problems if p.startswith((prefix + ":", prefix + " "))]
+
+
+def operator_message(error: str) -> str:
+    """What status says about a key set problem: what is wrong with the document verbatim, but for a
+    fetch that got no good answer only that it failed. Whoever may create a federation must not learn
+    from its status how cluster-main's network answers an address (refused, TLS, HTTP status)."""
+    if error.startswith(FETCH_FAILED):
+        return (
+            f"{FETCH_FAILED} from the federation's URL; the server's log has the reason (JWKS refresh failed)"
+        )
+    return error
 
 
 def key_entry(key: VerificationKey) -> dict[str, str]:
@@ -96,6 +107,9 @@ def federation_status(
 ) -> dict[str, Any]:
     """The desired status of KubernetesFederation ``name``."""
     if name not in config.federations:
+        refused = problems_of(config.ignored, "KubernetesFederation", name)
+        if refused and not rejected:
+            return {"conditions": [condition(False, "Refused", "; ".join(refused))]}
         return rejected_status("KubernetesFederation", name, rejected)
     keys = sorted(view.keys, key=lambda k: k.kid) if view else []
     status: dict[str, Any] = {
@@ -110,11 +124,15 @@ def federation_status(
         message = f"a key is also published by KubernetesFederation {others}: the tokens it signs are refused"
         ready = condition(False, "DuplicateKey", message)
     elif keys:
-        note = f"; the last refresh failed: {view.last_error}" if view and view.last_error else ""
+        note = (
+            f"; the last refresh failed: {operator_message(view.last_error)}"
+            if view and view.last_error
+            else ""
+        )
         ready = condition(True, "KeysLoaded", f"{len(keys)} verification keys held{note}")
     else:
         error = view.last_error if view and view.last_error else "the key set has not been fetched yet"
-        ready = condition(False, "KeysUnavailable", error)
+        ready = condition(False, "KeysUnavailable", operator_message(error))
     status["conditions"] = [ready]
     return status
 
@@ -269,7 +287,8 @@ class StatusWriter:
         now = time.time()
         grants = {grant.name for grant in config.grants}
         for (_, name), obj in self._source.observed("KubernetesFederation").items():
-            if name not in config.federations and not rejected:
+            refused = problems_of(config.ignored, "KubernetesFederation", name)
+            if name not in config.federations and not rejected and not refused:
                 continue  # its change is not loaded yet (a rebuild is pending): nothing to say
             view = self._key_view(config, name)
             self._write(

@@ -82,7 +82,7 @@ def plane(kube_plane: ControlPlane) -> Iterator[ControlPlane]:
     yield kube_plane
     # The plane is shared by the session: leave no broken object to the modules that follow.
     client = api_client(kube_plane)
-    for name in ("iso-deep", "iso-after", "iso-stalled"):
+    for name in ("iso-deep", "iso-after", "iso-stalled", "iso-outside", "iso-inside"):
         client.delete(_federation(name))
     client.delete(
         {
@@ -259,3 +259,27 @@ def test_secrets_are_listed_in_pages_and_only_referenced_ones_are_kept(
         assert not [key for key in source.observed("Secret") if key[0] == "iso-crowd"]
     finally:
         source.stop()
+
+
+def test_a_federation_may_name_secrets_only_in_the_allowed_namespaces(
+    plane: ControlPlane, served: tuple[KubernetesSource, ConfigHolder, Metrics]
+) -> None:
+    _, holder, _ = served
+    outside = _federation("iso-outside")
+    outside["spec"]["tokenSecretRef"] = {
+        "name": "cluster-admin-token",
+        "namespace": "kube-system",
+        "key": "token",
+    }
+    inside = _federation("iso-inside")
+    inside["spec"]["tokenSecretRef"] = {"name": "jwks-reader", "namespace": "default", "key": "token"}
+    create_object(plane, outside)
+    create_object(plane, inside)
+    _wait(lambda: "iso-inside" in holder.current.federations, 10)
+    assert "iso-outside" not in holder.current.federations
+    reasons = [
+        reason for reason in holder.current.ignored if reason.startswith("KubernetesFederation iso-outside:")
+    ]
+    assert len(reasons) == 1
+    assert "'kube-system'" in reasons[0]
+    assert "--federation-secret-namespaces" in reasons[0]

@@ -82,6 +82,11 @@ def test_a_federation_whose_keys_cannot_be_fetched_is_not_ready(stack: KubeStack
     wait_until(lambda: _ready(stack.cluster, path).get("status") == "False", timeout=10)
     assert _ready(stack.cluster, path)["reason"] == "KeysUnavailable"
     assert status_of(stack.cluster, path)["keys"] == []
+    # What an operator needs, not how cluster-main's network answers that address.
+    wait_until(lambda: "could not be fetched" in str(_ready(stack.cluster, path).get("message")), timeout=10)
+    message = str(_ready(stack.cluster, path)["message"])
+    assert "Refused" not in message
+    assert "127.0.0.1" not in message
 
 
 def test_a_rejected_authorization_says_why(stack: KubeStack) -> None:
