@@ -25,7 +25,16 @@ def manifest_files(directory: Path) -> list[Path]:
     """The manifest files of ``directory`` (not recursive), sorted by name."""
     if not directory.is_dir():
         raise ConfigurationError([f"{directory}: not a directory"])
-    return sorted(p for p in directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+    files = sorted(p for p in directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+    # Symbolic links within the directory are fine (a mounted ConfigMap is made of them); one that leads
+    # out of it would make the server read, and report on, a file nobody put there for it.
+    root = directory.resolve()
+    outside = [p.name for p in files if not p.resolve().is_relative_to(root)]
+    if outside:
+        raise ConfigurationError(
+            [f"{name}: a symbolic link to a file outside {directory}; not read" for name in outside]
+        )
+    return files
 
 
 def read_resources(directory: Path) -> Iterator[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from federation.config.manifests import load_directory
 from federation.config.parse import build_configuration
 from federation.errors import ConfigurationError
 from federation.main import main
@@ -327,3 +328,21 @@ def test_the_check_command_exits_1_with_its_problems_on_stdout(tmp_path: Path) -
     )
     assert done.returncode == 1
     assert "problem: Authorization allow: federationRef names KubernetesFederation 'nobody'" in done.stdout
+
+
+def test_a_symlink_out_of_the_manifests_directory_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("not: [valid yaml: secret-line-of-the-target\n", encoding="utf-8")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "data").mkdir()
+    (manifests / "data" / "store.yaml").write_text(
+        yaml.safe_dump(fake_store("s", {"k": "v"})), encoding="utf-8"
+    )
+    (manifests / "inside.yaml").symlink_to(manifests / "data" / "store.yaml")  # as a mounted ConfigMap does
+    assert set(load_directory(manifests).stores) == {"s"}
+    (manifests / "escape.yaml").symlink_to(outside)
+    with pytest.raises(ConfigurationError) as caught:
+        load_directory(manifests)
+    assert caught.value.problems == [f"escape.yaml: a symbolic link to a file outside {manifests}; not read"]
+    assert "secret-line" not in str(caught.value.problems)
