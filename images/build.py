@@ -24,6 +24,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +52,15 @@ BUILDER_PACKAGES = ("python3.11", "python3.11-venv", "ca-certificates")
 RUNTIME_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib")
 # Left out of both: documentation, and everything that would let the image install packages.
 EXCLUDED_PATHS = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
-RUNTIME_REMOVED = ("usr/bin/dpkg*", "usr/bin/update-alternatives", "var/lib/dpkg", "etc/dpkg")
+REMOVED_PACKAGES = ("dpkg", "tar")
+# What dpkg leaves behind besides its files, and mmdebstrap's stand-in for start-stop-daemon.
+RUNTIME_REMOVED = (
+    "var/lib/dpkg", "etc/dpkg", "etc/alternatives", "etc/cron.daily", "etc/logrotate.d", "usr/libexec/dpkg",
+    "sbin/start-stop-daemon", "usr/share/dpkg", "usr/share/lintian",
+)  # fmt: skip
+
+
+PRUNE_AFTER_S = 24 * 3600
 
 
 class BuildError(Exception):
@@ -99,14 +108,21 @@ def files_digest(paths: Iterable[Path]) -> str:
 
 
 def prune(keep: Path) -> None:
-    """Remove the older cache entries of the same kind as ``keep`` (same name up to the key)."""
-    kind = keep.name.split("-", 1)[0] + "-" if "-" in keep.name else ""
+    """Mark ``keep`` as used now, and remove the entries of the same kind that no build used for a day.
+
+    Not every other entry: worktrees at different commits share the cache, and each would otherwise
+    delete the other's root filesystems on every build.
+    """
+    if keep.exists():
+        os.utime(keep)
+    kind = keep.name.split("-", 1)[0] + "-"
+    stale = time.time() - PRUNE_AFTER_S
     for entry in keep.parent.glob(f"{kind}*"):
-        if entry.name.split(".", 1)[0] != keep.name.split(".", 1)[0]:
+        if entry.name.split(".", 1)[0] != keep.name.split(".", 1)[0] and entry.stat().st_mtime < stale:
             if entry.is_dir():
-                shutil.rmtree(entry)
+                shutil.rmtree(entry, ignore_errors=True)
             else:
-                entry.unlink()
+                entry.unlink(missing_ok=True)
 
 
 def run(argv: Sequence[str], env: Mapping[str, str] | None = None, capture: bool = False) -> str:
@@ -204,38 +220,70 @@ def apt_sources() -> str:
     return "".join(path.read_text() for path in paths if path.is_file())
 
 
-def rootfs(cache: Path, kind: str, suite: str) -> tuple[Path, Path]:
-    """The root filesystem tar of ``kind`` (builder or runtime) and its package list, made when missing."""
+def mmdebstrap_options(kind: str) -> list[str]:
+    """mmdebstrap's options for ``kind``; its hooks write the package list to ``$ESI_ROOTFS_LISTING``."""
     packages = BUILDER_PACKAGES if kind == "builder" else RUNTIME_PACKAGES
     variant = "essential" if kind == "builder" else "extract"
-    key = digest(kind, variant, suite, ",".join(packages), ",".join(EXCLUDED_PATHS), apt_sources())
+    options = ["--quiet", f"--variant={variant}", f"--include={','.join(packages)}"]
+    options += [f"--dpkgopt=path-exclude={path}" for path in EXCLUDED_PATHS]
+    if variant == "essential":
+        # Without the merged-usr hook, usrmerge would pull in a full perl.
+        options += ["--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr"]
+        listing = """dpkg-query -W -f '${Package} ${Version}\\n' > "$ESI_ROOTFS_LISTING\""""
+        return [*options, f'--customize-hook=chroot "$1" {listing}']
+    # The extract variant runs no customize hooks; its extract hooks see the downloaded packages. The
+    # packages that come along only as dependencies of the extraction itself (dpkg and its tar) are
+    # removed file by file, so the image holds no package manager, and are left out of the list.
+    archives = '"$1"/var/cache/apt/archives'
+    removed = "|".join(REMOVED_PACKAGES)
+    return [
+        *options,
+        f"--extract-hook=for deb in {archives}/*.deb; do "
+        """dpkg-deb --show --showformat '${Package} ${Version}\\n' "$deb"; done """
+        f"""| grep -v -E '^({removed}) ' > "$ESI_ROOTFS_LISTING\"""",
+        f"--extract-hook=for name in {' '.join(REMOVED_PACKAGES)}; do "
+        f'for deb in {archives}/"$name"_*.deb; do '
+        """dpkg-deb --fsys-tarfile "$deb" | tar -t | while read -r path; do """
+        """[ -d "$1/$path" ] || rm -f "$1/$path"; done; done; done""",
+    ]
+
+
+def without(tar: Path, removed: Sequence[str]) -> None:
+    """Rewrite ``tar`` without the members at or below the paths ``removed``."""
+    filtered = tar.with_suffix(".filtered")
+    with tarfile.open(tar) as source, tarfile.open(filtered, "w", format=tarfile.PAX_FORMAT) as target:
+        for member in source:
+            path = member.name.removeprefix("./")
+            if any(path == gone or path.startswith(gone + "/") for gone in removed):
+                continue
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    filtered.replace(tar)
+
+
+def rootfs(cache: Path, kind: str, suite: str) -> tuple[Path, Path]:
+    """The root filesystem tar of ``kind`` (builder or runtime) and its package list, made when missing."""
+    options = mmdebstrap_options(kind)
+    removed = RUNTIME_REMOVED if kind == "runtime" else ()
+    key = digest(kind, suite, *options, *removed, apt_sources())
     folder = cache / "rootfs"
     folder.mkdir(parents=True, exist_ok=True)
     tar, listing = folder / f"{kind}-{key}.tar", folder / f"{kind}-{key}.packages"
     prune(tar)
     if tar.exists() and listing.exists():
         return tar, listing
-    say(f"making the {kind} root filesystem with mmdebstrap ({', '.join(packages)})")
-    argv = ["mmdebstrap", "--quiet", f"--variant={variant}", f"--include={','.join(packages)}"]
-    argv += [f"--dpkgopt=path-exclude={path}" for path in EXCLUDED_PATHS]
-    if variant == "essential":
-        # Without the merged-usr hook, usrmerge would pull in a full perl.
-        argv += ["--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr"]
-        argv += [
-            f"--customize-hook=chroot \"$1\" dpkg-query -W -f '${{Package}} ${{Version}}\\n' > {listing}.new"
-        ]
-    else:
-        # The extract variant runs no customize hooks; its extract hooks see the downloaded packages.
-        argv += [
-            '--extract-hook=for deb in "$1"/var/cache/apt/archives/*.deb; do '
-            f"dpkg-deb --show --showformat '${{Package}} ${{Version}}\\n' \"$deb\"; done > {listing}.new",
-            '--extract-hook=cd "$1" && rm -rf ' + " ".join(RUNTIME_REMOVED),
-        ]
+    say(f"making the {kind} root filesystem with mmdebstrap")
     partial = tar.with_suffix(".new.tar")  # mmdebstrap picks the output format by the file name's ending
-    run([*argv, suite, str(partial)])
-    Path(f"{listing}.new").write_text("".join(sorted(Path(f"{listing}.new").read_text().splitlines(True))))
+    partial_listing = listing.with_suffix(".new")
+    run(
+        ["mmdebstrap", *options, suite, str(partial)],
+        {**os.environ, "ESI_ROOTFS_LISTING": str(partial_listing)},
+    )
+    if kind == "runtime":
+        # mmdebstrap puts its start-stop-daemon stand-in back after the hooks: filter the tarball instead.
+        without(partial, removed)
+    partial_listing.write_text("".join(sorted(partial_listing.read_text().splitlines(True))))
     partial.rename(tar)
-    Path(f"{listing}.new").rename(listing)
+    partial_listing.rename(listing)
     return tar, listing
 
 

@@ -83,7 +83,8 @@ def test_server_images_hold_no_installer_shell_or_package_manager(
         "names = ['pip', 'setuptools', 'ensurepip']\n"
         "found = [n for n in names if importlib.util.find_spec(n)]\n"
         "paths = ['/bin/sh', '/usr/bin/sh', '/bin/bash', '/usr/bin/dpkg', '/usr/bin/apt',\n"
-        "         '/usr/bin/apt-get', '/usr/bin/gcc', '/usr/bin/cc', '/opt/esi-federation/bin/pip']\n"
+        "         '/usr/bin/apt-get', '/usr/bin/gcc', '/usr/bin/cc', '/opt/esi-federation/bin/pip',\n"
+        "         '/bin/tar', '/usr/bin/tar', '/sbin/start-stop-daemon', '/var/lib/dpkg']\n"
         "found += [p for p in paths if os.path.lexists(p)]\n"
         "print(','.join(found))\n"
     )
