@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ from webhook.patches import PatchOp
 from webhook.reviews import AdmissionRequest, AdmissionReview, respond
 from webhook.settings import Settings
 
+MAX_PATCH_BYTES = 1024 * 1024
 Result = Literal["injected", "skipped", "excluded", "already_injected", "rejected"]
 
 
@@ -46,9 +48,21 @@ def admit(request: AdmissionRequest, settings: Settings) -> Decision:
         if spec is None:
             return Decision(respond(uid), "skipped")
         ops = plan(pod, spec, settings)
+        _bounded(ops)
     except PodRejected as exc:
         return Decision(respond(uid, refusal=str(exc)), "rejected", message=str(exc))
     return Decision(respond(uid, patch=ops), "injected", patch=ops)
+
+
+def _bounded(ops: list[PatchOp]) -> None:
+    # The patch repeats annotation values into several containers (and a container's command once):
+    # left unbounded, a 1 MiB review was answered with 16 MiB. A pod that large would not be stored.
+    size = len(json.dumps(ops, separators=(",", ":")))
+    if size > MAX_PATCH_BYTES:
+        raise PodRejected(
+            f"the injection would add {size} bytes to the pod, more than the {MAX_PATCH_BYTES} accepted: "
+            "use fewer or shorter ESI annotations, or inject fewer containers"
+        )
 
 
 def _is_pod_create(request: AdmissionRequest) -> bool:

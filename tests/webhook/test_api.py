@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.webhook.helpers_review import decoded_patch, make_settings, post_review, review
-from tests.webhook.helpers_shapes import ENV, FILES, P, pod, seed_pod
+from tests.webhook.helpers_shapes import ENV, FILES, P, container, pod, seed_pod
 from webhook.app import create_app
 from webhook.logs import JsonFormatter
 
@@ -173,3 +173,19 @@ def test_a_pod_marked_injected_gets_an_empty_answer_even_with_bad_annotations(cl
     body = post_review(client, review(marked)).get_json()["response"]
     assert body["allowed"] is True
     assert "patch" not in body
+
+
+def test_a_large_review_is_never_answered_with_a_patch_many_times_its_size(client: FlaskClient) -> None:
+    # Many env-mode annotations repeated into every container (and the commands echoed once): the
+    # answer was 16 times the review. Either the patch stays bounded or the pod is refused by reason.
+    annotations = dict(ENV)
+    for index in range(400):
+        annotations[f"{P}env-VAR_{index}_{'X' * 200}"] = f"db-credentials.{'p' * 300}"
+    containers = [container(f"c{index}", command=["/bin/app", "x" * 20000]) for index in range(16)]
+    document = review(pod(annotations, *containers))
+    sent = len(json.dumps(document))
+    response = post_review(client, document)
+    assert len(response.get_data()) < max(2 * sent, 2 * 1024 * 1024), (sent, len(response.get_data()))
+    body = response.get_json()
+    if not body["response"]["allowed"]:
+        assert "bytes" in body["response"]["status"]["message"]
