@@ -210,6 +210,8 @@ class ResourceWatcher:
             return api_version, str(metadata.get("resourceVersion") or "")
         if self._watched.optional:
             self._sink.replace_all(self._watched.kind, self._watched.api_versions[0], [])
+            # "Not served" is an answer: the type is known to be empty until the next look.
+            self.confirmed_at = time.monotonic() + BACKOFF_MAX
             self.listed.set()
             raise NotServed(self._watched.plural)
         raise last_error or KubeApiError(NOT_FOUND, f"{self._watched.plural} is not served")

@@ -42,6 +42,24 @@ def test_readyz_answers_ready_once_the_configuration_is_loaded(shared_stack: Fed
     assert response.json() == {"status": "ready"}
 
 
+def test_readyz_answers_503_stale_while_the_source_knows_its_configuration_is_out_of_date(
+    shared_stack: FederationStack,
+) -> None:
+    holder = shared_stack.app.extensions["esi.service"].holder
+    fresh = holder.stale_reason
+    holder.stale_reason = lambda: "not confirmed by the API server for over 60 s: secrets"
+    try:
+        response = get(shared_stack, "/readyz")
+    finally:
+        holder.stale_reason = fresh
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "stale",
+        "reason": "not confirmed by the API server for over 60 s: secrets",
+    }
+    assert get(shared_stack, "/readyz").status_code == 200
+
+
 def test_metrics_counters_move_with_requests(shared_stack: FederationStack) -> None:
     stack = shared_stack
     before = get(stack, "/metrics").text

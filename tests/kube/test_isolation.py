@@ -22,6 +22,7 @@ import yaml
 
 from federation.config.holder import ConfigHolder
 from federation.kube import api as kube_api
+from federation.kube import source as kube_source
 from federation.kube import watch as kube_watch
 from federation.kube.api import KubeApi
 from federation.kube.source import KubernetesSource
@@ -198,12 +199,8 @@ class _FreezingProxy:
             return
 
 
-def test_a_stalled_watch_is_replaced_within_the_bound(
-    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Short server-side watch timeouts keep the test short; the mechanism is the one serving uses.
-    monkeypatch.setattr(kube_watch, "WATCH_TIMEOUT_SECONDS", 2)
-    monkeypatch.setattr(kube_api, "WATCH_READ_GRACE", 2.0)
+def _proxied(plane: ControlPlane, tmp_path: Path) -> tuple[_FreezingProxy, Path]:
+    """A proxy to ``plane`` and a kubeconfig that goes through it."""
     host, port = plane.url.removeprefix("https://").rsplit(":", 1)
     proxy = _FreezingProxy((host, int(port)))
     config = yaml.safe_load(Path(plane.kubeconfig).read_text(encoding="utf-8"))
@@ -211,6 +208,16 @@ def test_a_stalled_watch_is_replaced_within_the_bound(
         cluster["cluster"]["server"] = f"https://{host}:{proxy.port}"
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return proxy, kubeconfig
+
+
+def test_a_stalled_watch_is_replaced_within_the_bound(
+    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Short server-side watch timeouts keep the test short; the mechanism is the one serving uses.
+    monkeypatch.setattr(kube_watch, "WATCH_TIMEOUT_SECONDS", 2)
+    monkeypatch.setattr(kube_api, "WATCH_READ_GRACE", 2.0)
+    proxy, kubeconfig = _proxied(plane, tmp_path)
     source, holder, _ = _source(kubeconfig)
     try:
         create_object(plane, _federation("iso-stalled"))
@@ -283,3 +290,20 @@ def test_a_federation_may_name_secrets_only_in_the_allowed_namespaces(
     assert len(reasons) == 1
     assert "'kube-system'" in reasons[0]
     assert "--federation-secret-namespaces" in reasons[0]
+
+
+def test_a_source_cut_off_from_the_api_server_says_its_configuration_is_stale(
+    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_watch, "WATCH_TIMEOUT_SECONDS", 2)
+    monkeypatch.setattr(kube_api, "WATCH_READ_GRACE", 1.0)
+    monkeypatch.setattr(kube_source, "STALE_AFTER_SECONDS", 4.0)
+    proxy, kubeconfig = _proxied(plane, tmp_path)
+    source, _, _ = _source(kubeconfig)
+    try:
+        assert source.stale_reason() is None
+        proxy.close()  # the API server is unreachable from here on
+        _wait(lambda: "kubernetesfederations" in str(source.stale_reason()), 15)
+        assert "secrets" in str(source.stale_reason())
+    finally:
+        source.stop()
