@@ -17,7 +17,6 @@ functions of the configuration in force and the key caches; ``StatusWriter`` doe
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation.config.check import find_problems
 from federation.config.holder import ConfigHolder
-from federation.config.model import Configuration
+from federation.config.model import Configuration, StoreConfig
 from federation.config.parse import AUTHORIZATION_API, FEDERATION_API
 from federation.jwks import FETCH_FAILED, JwksRegistry
 from federation.keyset import VerificationKey
@@ -188,6 +187,15 @@ def needs_write(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> bool
     )
 
 
+def _guarded_store_problem(store: StoreConfig, config: Configuration) -> str | None:
+    """``store_problem``, but one store whose validation breaks never stops every other status."""
+    try:
+        return store_problem(store, config, Settings())
+    except Exception:
+        log.exception("validating a store failed", extra={"store": store.name})
+        return "its provider settings could not be checked (the server's log has the reason)"
+
+
 class ObservedObjects(Protocol):
     """What the writer reads from the source: the objects as the API server holds them, and why the
     last batch was rejected (empty when it loaded)."""
@@ -282,7 +290,7 @@ class StatusWriter:
     def write_all(self) -> None:
         """Write every status that differs from the desired one."""
         config = self._holder.current
-        problems = find_problems(config, functools.partial(store_problem, settings=Settings()))
+        problems = find_problems(config, _guarded_store_problem)
         rejected = list(self._source.problems)
         now = time.time()
         grants = {grant.name for grant in config.grants}

@@ -178,3 +178,17 @@ def test_a_broken_key_set_is_reported_on_its_own_federation_and_status_goes_on(s
         stack.cluster.create(AUTHORIZATIONS, authorization("later", stores=["vault-gone"]))
         wait_until(lambda: _ready(stack.cluster, AUTHORIZATIONS + "/later").get("status") == "False")
         assert stack.fetch(stack.mint()).status_code == 200
+
+
+def test_a_store_whose_check_breaks_never_stops_the_other_statuses(
+    stack: KubeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> str | None:
+        raise RuntimeError("a provider's validation bug")
+
+    monkeypatch.setattr("federation.kube.status.store_problem", broken)
+    stack.cluster.create(AUTHORIZATIONS, authorization("after-the-bug", stores=["vault-gone"]))
+    path = AUTHORIZATIONS + "/after-the-bug"
+    wait_until(lambda: _ready(stack.cluster, path).get("status") == "False")
+    assert "vault-gone" in str(_ready(stack.cluster, path)["message"])
+    assert stack.source.status_writer.failures == 0
