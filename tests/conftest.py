@@ -16,8 +16,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Which Kubernetes the tests marked ``kube`` run against (from the cache's VERSION file)."""
     built = find_built()
     if built is None:
-        return "kube-apiserver: not built (python -m hack.kube build)"
-    return f"kube-apiserver: {read_info(built).describe()} in {built}"
+        return "real API server for tests marked kube: not built (python -m hack.kube build)"
+    return f"real API server for tests marked kube: {read_info(built).describe()} in {built}"
 
 
 @pytest.fixture
