@@ -42,7 +42,7 @@ test-fast: $(STAMP)
 # The three OCI archives in build/images/ (docs/images.md); slow parts are cached in ~/.cache.
 images: $(STAMP)
 	hack/system-deps.sh
-	$(PY) images/build.py
+	$(PY) -m images.build
 
 demo: $(STAMP)
 	$(PY) -m hack.demo

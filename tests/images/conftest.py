@@ -15,6 +15,8 @@ import yaml
 from hack.client_issuer import FEDERATION_API_VERSION
 from hack.sa_tokens import TokenIssuer
 from images import build
+from images.common import cache_dir
+from images.containers import container_env
 from tests.helpers_stack import (
     AUDIENCE,
     CLUSTER,
@@ -43,11 +45,12 @@ from tests.images.helpers_podman import (
 
 @pytest.fixture(scope="session")
 def archives() -> dict[str, Path]:
-    """The three OCI archives, built by ``images/build.py`` when missing or stale."""
+    """The three OCI archives, built by ``python -m images.build`` when missing or stale."""
     paths = {name: ARCHIVES / f"{name}.tar" for name in build.NAMES}
     if any(not p.exists() or p.stat().st_mtime < newest_input() for p in paths.values()):
         done = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "images" / "build.py")],
+            [sys.executable, "-m", "images.build"],
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT_S,
@@ -60,7 +63,7 @@ def archives() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def podman() -> Podman:
     """podman with the private settings of the build."""
-    return Podman(build.container_env(build.cache_dir()))
+    return Podman(container_env(cache_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """What the image tests share: podman with the build's private settings, archives, containers.
 
-podman runs with the private settings of images/build.py (its cache's storage, runc, the ulimits), so
-these tests change nothing on the machine. Every container runs with ``--network none``: where a client
-must reach a server, it joins the server container's network namespace (``--network container:ID``),
-so the two talk over that namespace's own loopback and nothing else.
+podman runs with the image build's private settings (images/containers.py: its cache's storage, runc,
+the ulimits), so these tests change nothing on the machine. Every container runs with ``--network
+none``: where a client must reach a server, it joins the server container's network namespace
+(``--network container:ID``), so the two talk over that namespace's own loopback and nothing else.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 
 from hack.certs import create_ca, write_tls_files
-from images import build
+from images.common import ROOT
+from images.inputs import app_packages
 
-REPO_ROOT = build.ROOT
+REPO_ROOT = ROOT
 ARCHIVES = REPO_ROOT / "build" / "images"
 # What an image is built from: an archive older than any of these is rebuilt.
 INPUTS = (
-    *build.app_packages(), "images", "pyproject.toml", "hack/build-esi-cli.sh", "hack/esi-cli-launcher.c",
+    *app_packages(), "images", "pyproject.toml", "hack/build-esi-cli.sh", "hack/esi-cli-launcher.c",
     "charts/esi-federation-server/Chart.yaml", "charts/esi-webhook/Chart.yaml",
 )  # fmt: skip
 BUILD_TIMEOUT_S = 1500

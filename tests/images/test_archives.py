@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from images import build
-from images.build import ROOT as REPO_ROOT
+from images.common import ROOT as REPO_ROOT
 from tests.images.helpers_podman import BUILD_TIMEOUT_S, Podman, archive_config, archive_files, archive_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("images"), pytest.mark.timeout(BUILD_TIMEOUT_S + 300)]

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from images import build
+from images.common import run
+from images.containers import policy_args
 from tests.images.helpers_podman import (
     ARBITRARY_UID,
     BUILD_TIMEOUT_S,
@@ -51,14 +53,12 @@ def scratch_image(podman: Podman, name: str, files: dict[str, Path]) -> str:
     if podman.run("image", "exists", reference).exit_code == 0:
         return reference
     env = podman.env
-    policy = build.policy_args(env)
-    container = build.run(["buildah", "from", *policy, "scratch"], env, capture=True).strip()
+    policy = policy_args(env)
+    container = run(["buildah", "from", *policy, "scratch"], env, capture=True).strip()
     try:
         for target, source in files.items():
-            build.run(
-                ["buildah", "copy", "--chmod", "0755", container, str(source), target], env, capture=True
-            )
-        build.run(["buildah", "commit", *policy, "--quiet", container, reference], env, capture=True)
+            run(["buildah", "copy", "--chmod", "0755", container, str(source), target], env, capture=True)
+        run(["buildah", "commit", *policy, "--quiet", container, reference], env, capture=True)
     finally:
         subprocess.run(["buildah", "rm", container], env=env, capture_output=True, check=False)
     return reference

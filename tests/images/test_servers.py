@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from hack.admission import pod_create_review
-from images.build import ROOT as REPO_ROOT
+from images.common import ROOT as REPO_ROOT
 from tests.images.helpers_podman import (
     ARBITRARY_UID,
     BUILD_TIMEOUT_S,
