@@ -138,6 +138,10 @@ def test_the_status_lease_is_granted_only_in_the_release_namespace() -> None:
     binding = one(objects, "RoleBinding")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert rules_by_resource(role) == {"coordination.k8s.io/leases": {"create", "get", "update"}}
+    # Reading and renewing: the server's own Lease only, never another controller's leader election.
+    named = [rule for rule in role["rules"] if {"get", "update"} & set(rule["verbs"])]
+    assert named
+    assert all(rule.get("resourceNames") == ["esi-federation-status"] for rule in named)
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     account = one(objects, "ServiceAccount")["metadata"]["name"]
     assert binding["subjects"] == [
