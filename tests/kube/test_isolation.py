@@ -148,6 +148,13 @@ def test_a_store_of_a_provider_not_served_is_skipped(
     _wait(lambda: any(g.name == "iso-grant" for g in holder.current.grants), 10)
     assert "iso-aws" not in holder.current.stores
     assert any("iso-aws" in reason for reason in holder.current.ignored)
+    # A server started while the store exists becomes ready with everything else.
+    fresh, fresh_holder, fresh_metrics = _source(Path(plane.kubeconfig))
+    try:
+        assert any(g.name == "iso-grant" for g in fresh_holder.current.grants)
+        assert fresh_metrics.config_ignored._value.get() >= 1
+    finally:
+        fresh.stop()
 
 
 class _FreezingProxy:
