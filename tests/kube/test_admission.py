@@ -267,6 +267,8 @@ def test_a_server_outside_the_allow_list_is_refused_with_the_webhooks_message(
 def test_pods_in_excluded_namespaces_are_never_sent_to_the_webhook(
     kube_plane: ControlPlane, webhook: Webhook, registered: dict[str, Any]
 ) -> None:
+    if kube_plane.minor < 21:
+        pytest.skip("namespaces carry the kubernetes.io/metadata.name label the chart selects on since 1.21")
     ensure_namespace(kube_plane, RELEASE_NAMESPACE)
     ensure_service_account(kube_plane, RELEASE_NAMESPACE, "prometheus-esi-client")
     ensure_service_account(kube_plane, "kube-system", "prometheus-esi-client")
