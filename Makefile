@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv kube test test-fast lint format demo bench images clean
+.PHONY: all venv kube ldap-plugin test test-fast lint format demo bench images clean
 
 all: test
 
@@ -30,8 +30,13 @@ format: $(STAMP)
 kube: $(STAMP)
 	$(PY) -m hack.kube build
 
+# Vault's LDAP auth method as an OpenBao plugin, for tests/federation/vault/test_vault_auth_ldap.py:
+# built once into ~/.cache/esi-federation/ldap-plugin/ (docs/vault.md).
+ldap-plugin: $(STAMP)
+	$(PY) -m hack.ldap_plugin
+
 # The whole suite, slow end-to-end tests included; installs the Debian packages it needs when missing.
-test: lint kube
+test: lint kube ldap-plugin
 	hack/system-deps.sh
 	$(PY) -m pytest -n 2 --dist loadgroup
 

@@ -63,11 +63,12 @@ def make_tls(directory: Path, name: str = "server") -> TlsFiles:
 
 class OpenBao:
     """One ``bao server -dev`` process with a random root token, a file audit log and, optionally, a
-    second listener over TLS."""
+    second listener over TLS and a folder of plugins (dev mode registers each under its file name)."""
 
-    def __init__(self, directory: Path, tls: TlsFiles | None = None) -> None:
+    def __init__(self, directory: Path, tls: TlsFiles | None = None, plugin_dir: Path | None = None) -> None:
         self.directory = directory
         self.tls = tls
+        self.plugin_dir = plugin_dir
         self.port = free_port()
         self.tls_port = free_port() if tls is not None else None
         self.root_token = secrets.token_urlsafe(24)
@@ -103,6 +104,7 @@ class OpenBao:
                 f"-dev-listen-address=127.0.0.1:{self.port}",
                 f"-dev-root-token-id={self.root_token}",
                 f"-config={config}",
+                *([f"-dev-plugin-dir={self.plugin_dir}"] if self.plugin_dir is not None else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -217,9 +219,11 @@ class OpenBao:
 
 
 @contextmanager
-def running_openbao(directory: Path, tls: TlsFiles | None = None) -> Iterator[OpenBao]:
-    """An OpenBao started in ``directory`` and stopped afterwards."""
-    server = OpenBao(directory, tls)
+def running_openbao(
+    directory: Path, tls: TlsFiles | None = None, plugin_dir: Path | None = None
+) -> Iterator[OpenBao]:
+    """An OpenBao started in ``directory`` (with the plugins of ``plugin_dir``) and stopped afterwards."""
+    server = OpenBao(directory, tls, plugin_dir)
     server.start()
     try:
         yield server

