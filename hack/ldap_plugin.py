@@ -14,6 +14,7 @@ when missing and returns the folder to pass as ``-dev-plugin-dir``. The binary l
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -56,7 +57,8 @@ def build(target: Path) -> None:
     if go is None:
         raise BuildError(f"no Go toolchain >= {MIN_GO[0]}.{MIN_GO[1]} ($ESI_GO, PATH, /usr/local/go)")
     target.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / f".{target.name}.partial"
+    # Per process: two test workers building at once never write one file.
+    partial = target.parent / f".{target.name}.{os.getpid()}.partial"
     # go.sum is committed: the build must not change which modules it uses.
     env = go_environment() | {"GOFLAGS": "-mod=readonly"}
     result = subprocess.run(

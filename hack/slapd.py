@@ -7,6 +7,7 @@ and stops it by pid. Nothing outside ``directory`` is read or written except the
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -106,7 +107,7 @@ def running_slapd(
     """slapd on 127.0.0.1 serving ``users`` (uid -> password) and ``groups`` (cn -> uids); stopped on exit."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "db").mkdir(exist_ok=True)
-    admin_password = "admin-" + directory.name
+    admin_password = secrets.token_urlsafe(18)
     config = directory / "slapd.conf"
     config.write_text(_config(directory, admin_password))
     data = directory / "data.ldif"
