@@ -72,6 +72,15 @@ def create_app(
     return app
 
 
+def stop_app(app: Flask) -> None:
+    """Stop the threads ``create_app`` started: the lease revoker first (it lists records through the
+    source's API client), then the configuration source with its watches and status writer."""
+    revoker = app.extensions.get("esi.revoker")
+    if revoker is not None:
+        revoker.stop()
+    app.extensions["esi.source"].stop()
+
+
 def build_credentials(settings: Settings, metrics: Metrics) -> Credentials:
     """Generators, with lease records in ``--state-dir`` when it is set (else no revocable ones)."""
     store = LocalLeaseStore(settings.state_dir) if settings.state_dir is not None else None

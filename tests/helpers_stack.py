@@ -22,7 +22,7 @@ import yaml
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
@@ -142,10 +142,7 @@ class FederationStack:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        self.app.extensions["esi.source"].stop()
-        revoker = self.app.extensions.get("esi.revoker")
-        if revoker is not None:
-            revoker.stop()
+        stop_app(self.app)
         self.issuer.stop()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from tests.federation.helpers_requests import get, metric_value, post_secrets
 from tests.helpers_stack import FederationStack, authorization
@@ -104,4 +104,4 @@ def test_readyz_is_503_until_a_first_configuration_loads(tmp_path: Path) -> None
             time.sleep(0.05)
         assert client.get("/readyz").status_code == 200
     finally:
-        app.extensions["esi.source"].stop()
+        stop_app(app)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
 from hack.kube import ControlPlane
@@ -161,8 +161,6 @@ def test_the_healthy_cluster_is_served_throughout(
     finally:
         server.shutdown()
         server.server_close()
-        app.extensions["esi.source"].stop()
-        if app.extensions.get("esi.revoker") is not None:
-            app.extensions["esi.revoker"].stop()
+        stop_app(app)
         for obj in created:
             api_client(plane).delete(obj)

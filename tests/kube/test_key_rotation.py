@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.kube import ControlPlane
 from hack.kube.client import ensure_service_account, request_token
@@ -71,7 +71,7 @@ def federation_url(
     finally:
         server.shutdown()
         server.server_close()
-        app.extensions["esi.source"].stop()
+        stop_app(app)
 
 
 def status(federation: tuple[str, Path], token: str) -> int:

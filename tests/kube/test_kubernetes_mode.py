@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.kube.api import KubeApi, KubeApiError
 from federation.kube.lease import Lease
 from federation.settings import Settings
@@ -153,7 +153,7 @@ def replicas(cluster_main: ClusterMain, tmp_path_factory: pytest.TempPathFactory
         for replica, server in started:
             server.shutdown()
             server.server_close()
-            replica.app.extensions["esi.source"].stop()
+            stop_app(replica.app)
 
 
 def client_token(plane: ControlPlane) -> str:

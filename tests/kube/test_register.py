@@ -12,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.main import main
 from federation.settings import Settings
 from hack.kube import ControlPlane
@@ -67,7 +67,7 @@ def test_the_printed_federation_verifies_a_token_of_the_real_api_server(
     finally:
         server.shutdown()
         server.server_close()
-        app.extensions["esi.source"].stop()
+        stop_app(app)
     assert answer.status_code == 200, answer.text
 
 

@@ -33,7 +33,7 @@ from flask import Flask
 from kmock import KubernetesEmulator, Server
 from werkzeug.serving import BaseWSGIServer
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.certs import server_ssl_context, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
@@ -433,9 +433,7 @@ def kube_stack(
     finally:
         server.shutdown()
         server.server_close()
-        app.extensions["esi.source"].stop()
-        if app.extensions.get("esi.revoker") is not None:
-            app.extensions["esi.revoker"].stop()
+        stop_app(app)
         issuer.stop()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from federation.app import stop_app
 from hack.client_issuer import ClientClusterIssuer
 from hack.sa_tokens import TokenIssuer
 from tests.federation.kube.helpers_kube import (
@@ -56,7 +57,7 @@ def test_nothing_is_loaded_while_a_type_cannot_be_listed(tmp_path: Path, cluster
         cluster.serve_stores("v1")
         assert holder.wait_ready(10)
     finally:
-        app.extensions["esi.source"].stop()
+        stop_app(app)
 
 
 def test_deleting_the_authorization_gives_403_within_5_seconds(stack: KubeStack) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.app import create_app
+from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
 from hack.sa_tokens import TokenIssuer
@@ -153,7 +153,7 @@ def test_only_the_lease_holder_writes_and_another_worker_takes_over(tmp_path: Pa
         wait_until(lambda: _ready(stack.cluster, taken_over).get("status") == "True")
         assert second.status_writer.writes >= 1
     finally:
-        second.stop()
+        stop_app(second_app)
 
 
 def test_two_federations_publishing_one_key_both_say_so(stack: KubeStack) -> None:
