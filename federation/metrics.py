@@ -134,7 +134,10 @@ class Metrics:
             registry=r,
         )
         self.rate_limited = Counter(
-            "esi_federation_rate_limited", "Requests refused by the per-subject rate limit.", registry=r
+            "esi_federation_rate_limited",
+            "Requests refused by the per-subject rate limit, by the caller's federation (client cluster).",
+            ["federation"],
+            registry=r,
         )
 
     def exposition(self) -> bytes:

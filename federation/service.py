@@ -279,7 +279,7 @@ class FederationService:
             raise _Refused("unauthenticated", exc) from None
         wait = self.limiter.acquire((identity.federation, identity.subject))
         if wait:
-            self.metrics.rate_limited.inc()
+            self.metrics.rate_limited.labels(identity.federation).inc()
             error = RateLimited(f"more than the allowed requests per second for {identity.subject}", wait)
             raise _Refused("rate_limited", error)
         return identity

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tests.charts.helpers_rendering import (
     render,
 )
 from tests.federation.helpers_requests import get, post_secrets
-from tests.helpers_stack import FederationStack
+from tests.helpers_stack import FederationStack, running_stack
 from webhook.app import create_app as create_webhook_app
 from webhook.settings import Settings as WebhookSettings
 
@@ -63,20 +64,30 @@ def labels_used(query: str) -> set[str]:
     return labels - {"le"}
 
 
+def _answered_metrics(stack: FederationStack) -> str:
+    """The /metrics page after an allowed, an unauthenticated and a rate-limited request."""
+    token = stack.mint()
+    assert post_secrets(stack, token).status_code == 200
+    assert post_secrets(stack, None).status_code == 401
+    statuses = [post_secrets(stack, token).status_code for _ in range(5)]
+    assert 429 in statuses, statuses
+    page = get(stack, "/metrics")
+    assert page.status_code == 200
+    return page.text
+
+
 @pytest.fixture
-def exported(federation_stack: FederationStack) -> dict[str, set[str]]:
+def exported(tmp_path: Path) -> dict[str, set[str]]:
     """Series of both servers after each has answered something (labelled series appear only then)."""
-    token = federation_stack.mint()
-    assert post_secrets(federation_stack, token).status_code == 200
-    assert post_secrets(federation_stack, None).status_code == 401
-    federation = get(federation_stack, "/metrics")
-    assert federation.status_code == 200
+    # A rate limit low enough that a few requests in a row meet it, so its labelled series exists too.
+    with running_stack(tmp_path, rate_limit=1.0, workers=1) as stack:
+        federation = _answered_metrics(stack)
     settings = WebhookSettings(cluster_name="client-cluster-alpha", server_url="https://esi.example.com")
     client = create_webhook_app(settings).test_client()
     pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app", "image": "app"}]}}
     assert client.post("/mutate", json=pod_create_review(pod, namespace="default")).status_code == 200
     webhook = client.get("/metrics").get_data(as_text=True)
-    return series_labels(federation.text) | series_labels(webhook)
+    return series_labels(federation) | series_labels(webhook)
 
 
 def queries() -> dict[str, list[str]]:
