@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,23 @@ def pytest_report_header(config: pytest.Config) -> str:
     if built is None:
         return "real API server for tests marked kube: not built (python -m hack.kube build)"
     return f"real API server for tests marked kube: {read_info(built).describe()} in {built}"
+
+
+@pytest.fixture(autouse=True)
+def _programs_logging_undone() -> Iterator[None]:
+    """Undo what a program's own logging set-up did to the root logger in this process.
+
+    ``esi-federation`` and ``esi-webhook`` send the root logger to the ``sys.stderr`` of the moment,
+    which under pytest is the test's capture: left in place, every later log line from any thread goes to
+    that closed stream ("Logging error ... I/O operation on closed file").
+    """
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
