@@ -7,7 +7,6 @@ server's own refusal (status, reason, message) to assert on.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
-from hack.certs import PRIVATE_FILE_MODE, write_file
-from hack.kube.plane import ControlPlane
+from hack.kube.plane import ControlPlane, write_kubeconfig
 
 TIMEOUT = 30.0
 
@@ -233,21 +230,4 @@ def _create_if_missing(plane: ControlPlane, obj: Mapping[str, Any]) -> None:
 
 def token_kubeconfig(plane: ControlPlane, token: str, path: Path) -> Path:
     """Write a kubeconfig for ``plane`` that authenticates with bearer ``token`` (e.g. a ServiceAccount's)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "esi-test",
-                "cluster": {
-                    "server": plane.url,
-                    "certificate-authority-data": base64.b64encode(plane.ca_file.read_bytes()).decode(),
-                },
-            }
-        ],
-        "users": [{"name": "token", "user": {"token": token}}],
-        "contexts": [{"name": "esi-test", "context": {"cluster": "esi-test", "user": "token"}}],
-        "current-context": "esi-test",
-    }
-    write_file(path, yaml.safe_dump(config).encode(), PRIVATE_FILE_MODE)
-    return path
+    return write_kubeconfig(path, plane.url, plane.ca_file, "token", {"token": token})

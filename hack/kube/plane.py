@@ -246,28 +246,8 @@ class ControlPlane:
 
     def _write_kubeconfig(self) -> None:
         cert, key = (Path(name).read_bytes() for name in self.admin_cert)
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "esi-test",
-                    "cluster": {
-                        "server": self.url,
-                        "certificate-authority-data": _b64(self.ca_file.read_bytes()),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": ADMIN_USER,
-                    "user": {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)},
-                }
-            ],
-            "contexts": [{"name": "esi-test", "context": {"cluster": "esi-test", "user": ADMIN_USER}}],
-            "current-context": "esi-test",
-        }
-        write_file(self.kubeconfig, yaml.safe_dump(config).encode(), PRIVATE_FILE_MODE)
+        user = {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}
+        write_kubeconfig(self.kubeconfig, self.url, self.ca_file, ADMIN_USER, user)
 
     def _bootstrap(self) -> None:
         # Anonymous OIDC discovery and JWKS, as a cluster that federates its ServiceAccounts allows.
@@ -395,6 +375,25 @@ def _is_zombie(pid: int) -> bool:
         return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
     except OSError:
         return True
+
+
+def write_kubeconfig(path: Path, url: str, ca_file: Path, user_name: str, user: dict[str, str]) -> Path:
+    """Write a 0600 kubeconfig for the API server at ``url`` (trusting ``ca_file``) as ``user``."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "esi-test",
+                "cluster": {"server": url, "certificate-authority-data": _b64(ca_file.read_bytes())},
+            }
+        ],
+        "users": [{"name": user_name, "user": user}],
+        "contexts": [{"name": "esi-test", "context": {"cluster": "esi-test", "user": user_name}}],
+        "current-context": "esi-test",
+    }
+    write_file(path, yaml.safe_dump(config).encode(), PRIVATE_FILE_MODE)
+    return path
 
 
 def _b64(data: bytes) -> str:
