@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,13 @@ def _programs_logging_undone() -> Iterator[None]:
         if handler not in before and type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def clusters() -> Iterator[ExitStack]:
+    """Client-cluster stand-ins a test starts (``tests.helpers_stack.start_cluster``), stopped after it."""
+    with ExitStack() as started:
+        yield started
 
 
 @pytest.fixture

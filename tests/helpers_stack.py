@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from federation.app import create_app, stop_app
 from federation.settings import Settings
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
+from hack.sa_tokens import TokenIssuer
 
 CLUSTER = "client-cluster-alpha"
 STORE = "vault-prod"
@@ -206,3 +207,8 @@ def _write_seed(directory: Path, issuer: ClientClusterIssuer, values: Mapping[st
     }
     for filename, document in documents.items():
         (directory / filename).write_text(yaml.safe_dump(document), encoding="utf-8")
+
+
+def start_cluster(clusters: ExitStack, name: str, **options: Any) -> ClientClusterIssuer:
+    """A client-cluster stand-in with issuer ``https://<name>.example``, stopped when ``clusters`` closes."""
+    return clusters.enter_context(ClientClusterIssuer(TokenIssuer(f"https://{name}.example"), **options))

@@ -23,6 +23,7 @@ from tests.helpers_stack import (
     FederationStack,
     authorization,
     running_stack,
+    start_cluster,
 )
 
 # One module-scoped server: keep the module on one xdist worker instead of starting it on both.
@@ -35,16 +36,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FederationStack]
         yield running
 
 
-@pytest.fixture
-def clusters() -> Iterator[ExitStack]:
-    with ExitStack() as started:
-        yield started
-
-
-def _cluster(clusters: ExitStack, name: str, **options: Any) -> ClientClusterIssuer:
-    return clusters.enter_context(ClientClusterIssuer(TokenIssuer(f"https://{name}.example"), **options))
-
-
 def _grant(cluster: ClientClusterIssuer, name: str) -> dict[str, Any]:
     return authorization(f"allow-{name}", federation=name, issuer=cluster.issuer)
 
@@ -54,7 +45,7 @@ def _mint(cluster: ClientClusterIssuer) -> str:
 
 
 def test_concurrent_first_requests_share_one_jwks_fetch(stack: FederationStack, clusters: ExitStack) -> None:
-    cluster = _cluster(clusters, "merged")
+    cluster = start_cluster(clusters, "merged")
     cluster.set_jwks_behaviour(JwksBehaviour(delay_s=0.5))  # every request arrives while the fetch runs
     register(
         stack, "merged.yaml", cluster.federation_manifest("merged", [AUDIENCE]), _grant(cluster, "merged")
@@ -71,7 +62,7 @@ def test_the_key_set_is_fetched_with_an_accept_the_api_server_admits(
 ) -> None:
     # The stand-in answers 406 to an Accept without application/jwk-set+json, as kube-apiserver does:
     # an "Accept: application/json" fetch made every request of a real client cluster a 503.
-    cluster = _cluster(clusters, "negotiated")
+    cluster = start_cluster(clusters, "negotiated")
     register(
         stack,
         "negotiated.yaml",
@@ -83,7 +74,7 @@ def test_the_key_set_is_fetched_with_an_accept_the_api_server_admits(
 
 
 def test_a_static_jwks_is_used_without_fetching(stack: FederationStack, clusters: ExitStack) -> None:
-    cluster = _cluster(clusters, "static")
+    cluster = start_cluster(clusters, "static")
     manifest = cluster.federation_manifest("static", [AUDIENCE])
     manifest["spec"]["jwks"] = cluster.tokens.jwks()
     register(stack, "static.yaml", manifest, _grant(cluster, "static"))
@@ -94,7 +85,7 @@ def test_a_static_jwks_is_used_without_fetching(stack: FederationStack, clusters
 def test_a_jwks_url_override_is_fetched_instead_of_the_api_server(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
-    cluster = _cluster(clusters, "mirrored")
+    cluster = start_cluster(clusters, "mirrored")
     mirror = clusters.enter_context(ClientClusterIssuer(cluster.tokens, host="127.0.0.8"))
     manifest = cluster.federation_manifest("mirrored", [AUDIENCE])
     manifest["spec"].update({"jwksURL": mirror.jwks_url, "caBundle": mirror.ca_pem})
@@ -107,7 +98,7 @@ def test_the_jwks_fetch_carries_the_configured_bearer_never_the_callers(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
     reader_token = "jwks-reader-" + "x" * 20
-    cluster = _cluster(clusters, "private", required_bearer_token=reader_token)
+    cluster = start_cluster(clusters, "private", required_bearer_token=reader_token)
     manifest = cluster.federation_manifest("private", [AUDIENCE])
     manifest["spec"]["tokenSecretRef"] = {"name": "private-jwks", "namespace": "esi-system", "key": "token"}
     secret = {
@@ -125,7 +116,7 @@ def test_the_jwks_fetch_carries_the_configured_bearer_never_the_callers(
 def test_without_the_bearer_a_private_cluster_cannot_be_verified(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
-    cluster = _cluster(clusters, "private-no-secret", required_bearer_token="only-the-server-knows")
+    cluster = start_cluster(clusters, "private-no-secret", required_bearer_token="only-the-server-knows")
     register(stack, "private-no-secret.yaml", cluster.federation_manifest("private-no-secret", [AUDIENCE]))
     assert post_secrets(stack, _mint(cluster)).status_code == 503
     assert [seen.status for seen in cluster.requests] == [401]
@@ -135,7 +126,7 @@ def test_without_the_bearer_a_private_cluster_cannot_be_verified(
 def test_key_location_headers_are_never_fetched(
     stack: FederationStack, clusters: ExitStack, member: str
 ) -> None:
-    cluster = _cluster(clusters, f"located-{member}")
+    cluster = start_cluster(clusters, f"located-{member}")
     lure = clusters.enter_context(ClientClusterIssuer(cluster.tokens, host="127.0.0.9"))
     name = f"located-{member}"
     register(stack, f"{name}.yaml", cluster.federation_manifest(name, [AUDIENCE]), _grant(cluster, name))

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
-from hack.sa_tokens import TokenIssuer
 from tests.federation.helpers_requests import post_secrets, register
 from tests.helpers_stack import (
     AUDIENCE,
@@ -24,6 +23,7 @@ from tests.helpers_stack import (
     FederationStack,
     authorization,
     running_stack,
+    start_cluster,
 )
 
 pytestmark = pytest.mark.xdist_group("tenant_isolation")
@@ -41,16 +41,6 @@ GARBLED_CA = "-----BEGIN CERTIFICATE-----\nnot base64 at all !!\n-----END CERTIF
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FederationStack]:
     with running_stack(tmp_path_factory.mktemp("isolation")) as running:
         yield running
-
-
-@pytest.fixture
-def clusters() -> Iterator[ExitStack]:
-    with ExitStack() as started:
-        yield started
-
-
-def _cluster(clusters: ExitStack, name: str) -> ClientClusterIssuer:
-    return clusters.enter_context(ClientClusterIssuer(TokenIssuer(f"https://{name}.example")))
 
 
 def _register(stack: FederationStack, cluster: ClientClusterIssuer, name: str, **spec: Any) -> None:
@@ -75,7 +65,7 @@ def _healthy_and_broken(stack: FederationStack, broken: ClientClusterIssuer) -> 
 def test_a_key_set_nested_too_deeply_breaks_only_its_own_federation(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
-    broken = _cluster(clusters, "nested")
+    broken = start_cluster(clusters, "nested")
     broken.set_jwks_behaviour(JwksBehaviour(body=NESTED_JWKS))
     _register(stack, broken, "nested")
     healthy, refused = _healthy_and_broken(stack, broken)
@@ -88,7 +78,7 @@ def test_a_key_set_nested_too_deeply_breaks_only_its_own_federation(
 def test_a_static_key_set_with_unloadable_keys_breaks_only_its_own_federation(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
-    broken = _cluster(clusters, "static-broken")
+    broken = start_cluster(clusters, "static-broken")
     _register(stack, broken, "static-broken", jwks={"keys": UNLOADABLE_KEYS})
     healthy, refused = _healthy_and_broken(stack, broken)
     assert healthy == [200] * 5
@@ -99,7 +89,7 @@ def test_a_static_key_set_with_unloadable_keys_breaks_only_its_own_federation(
 def test_a_garbled_ca_bundle_breaks_only_its_own_federation(
     stack: FederationStack, clusters: ExitStack
 ) -> None:
-    broken = _cluster(clusters, "garbled-ca")
+    broken = start_cluster(clusters, "garbled-ca")
     _register(stack, broken, "garbled-ca", caBundle=GARBLED_CA)
     healthy, refused = _healthy_and_broken(stack, broken)
     assert healthy == [200] * 5
@@ -110,7 +100,7 @@ def test_a_garbled_ca_bundle_breaks_only_its_own_federation(
 def test_the_logs_name_the_broken_federation_only(
     stack: FederationStack, clusters: ExitStack, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    broken = _cluster(clusters, "nested-logged")
+    broken = start_cluster(clusters, "nested-logged")
     broken.set_jwks_behaviour(JwksBehaviour(body=NESTED_JWKS))
     _register(stack, broken, "nested-logged")
     with caplog.at_level("WARNING"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from federation.settings import Settings
 from hack.client_issuer import ClientClusterIssuer, JwksBehaviour
 from hack.kube import ControlPlane
 from hack.kube.client import api_client, create_object, ensure_namespace
-from hack.sa_tokens import TokenIssuer
 from tests.helpers_stack import (
     AUDIENCE,
     NAMESPACE,
@@ -27,6 +25,7 @@ from tests.helpers_stack import (
     authorization,
     fake_store,
     serve_over_tls,
+    start_cluster,
 )
 from tests.kube.helpers_plane import install_crds
 
@@ -61,22 +60,16 @@ def _federation(cluster: ClientClusterIssuer, name: str) -> dict[str, Any]:
     return cluster.federation_manifest(name, [AUDIENCE])
 
 
-@pytest.fixture
-def clusters() -> Iterator[ExitStack]:
-    with ExitStack() as started:
-        yield started
-
-
 def test_the_healthy_cluster_is_served_throughout(
     kube_plane: ControlPlane, tmp_path: Path, clusters: ExitStack
 ) -> None:
     plane = kube_plane
     install_crds(plane)
     ensure_namespace(plane, LEASE_NAMESPACE)
-    healthy = clusters.enter_context(ClientClusterIssuer(TokenIssuer("https://mix-healthy.example")))
-    nested = clusters.enter_context(ClientClusterIssuer(TokenIssuer("https://mix-nested.example")))
+    healthy = start_cluster(clusters, "mix-healthy")
+    nested = start_cluster(clusters, "mix-nested")
     nested.set_jwks_behaviour(JwksBehaviour(body=b'{"keys": [' + b"[" * 5000 + b"]" * 5000 + b"]}"))
-    twice = clusters.enter_context(ClientClusterIssuer(TokenIssuer("https://mix-twice.example")))
+    twice = start_cluster(clusters, "mix-twice")
     created: list[dict[str, Any]] = []
 
     def create(obj: dict[str, Any]) -> None:
