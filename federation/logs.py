@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from serving.logfilter import ExceptionTextFilter
+from serving.logsetup import skip_unused_record_fields
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -37,6 +38,7 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    skip_unused_record_fields()
 
 
 def gunicorn_logconfig(level: str) -> dict[str, Any]:

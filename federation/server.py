@@ -40,6 +40,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "graceful_timeout": 20,
             "keepalive": 5,
             "accesslog": None,
+            "logger_class": "serving.access_log.NoAccessLogLogger",
             "logconfig_dict": gunicorn_logconfig(s.log_level),
             "proc_name": "esi-federation",
             # gunicorn's control socket lives in $HOME: two servers on one machine would share it.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from serving import fastjson
 from webhook import annotations as notes
 from webhook.errors import BadReview, PodRejected
 from webhook.mutation import plan
@@ -48,21 +48,24 @@ def admit(request: AdmissionRequest, settings: Settings) -> Decision:
         if spec is None:
             return Decision(respond(uid), "skipped")
         ops = plan(pod, spec, settings)
-        _bounded(ops)
+        patch = _encoded(ops)
     except PodRejected as exc:
         return Decision(respond(uid, refusal=str(exc)), "rejected", message=str(exc))
-    return Decision(respond(uid, patch=ops), "injected", patch=ops)
+    return Decision(respond(uid, patch=patch), "injected", patch=ops)
 
 
-def _bounded(ops: list[PatchOp]) -> None:
+def _encoded(ops: list[PatchOp]) -> bytes:
+    """The patch as JSON, refused when larger than ``MAX_PATCH_BYTES``."""
     # The patch repeats annotation values into several containers (and a container's command once):
     # left unbounded, a 1 MiB review was answered with 16 MiB. A pod that large would not be stored.
-    size = len(json.dumps(ops, separators=(",", ":")))
+    text = fastjson.dumps(ops)
+    size = len(text)
     if size > MAX_PATCH_BYTES:
         raise PodRejected(
             f"the injection would add {size} bytes to the pod, more than the {MAX_PATCH_BYTES} accepted: "
             "use fewer or shorter ESI annotations, or inject fewer containers"
         )
+    return text
 
 
 def _is_pod_create(request: AdmissionRequest) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from serving import fastjson
 from webhook import reviews
 from webhook.admission import Decision, admit
 from webhook.errors import BadReview, PayloadTooLarge, WebhookError
@@ -107,4 +107,4 @@ def _unexpected_error(exc: Exception) -> Response:
 
 
 def _json(document: object, status: int) -> Response:
-    return Response(json.dumps(document, separators=(",", ":")), status, mimetype="application/json")
+    return Response(fastjson.dumps(document), status, mimetype="application/json")

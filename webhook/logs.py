@@ -5,7 +5,6 @@ Callers pass structured fields with ``extra={"fields": {...}}``.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import sys
@@ -13,7 +12,9 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from serving import fastjson
 from serving.logfilter import ExceptionTextFilter
+from serving.logsetup import skip_unused_record_fields
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -37,7 +38,7 @@ class JsonFormatter(logging.Formatter):
             kind, _, trace = record.exc_info
             line["error"] = kind.__name__
             line["frames"] = "".join(traceback.format_tb(trace)) if trace else ""
-        return json.dumps(line, default=str, separators=(",", ":"))
+        return fastjson.log_line(line)
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -66,4 +67,5 @@ def configure(level: str) -> None:
     """Install the JSON configuration in this process."""
     logging.config.dictConfig(logging_config(level))
     logging.captureWarnings(True)
+    skip_unused_record_fields()
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Sequence
 from typing import Any, Literal, NotRequired, TypedDict
 
+from serving import fastjson
 from webhook.errors import BadReview
-from webhook.patches import PatchOp
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -62,8 +60,8 @@ class AdmissionReview(TypedDict):
 def decode(body: bytes) -> AdmissionRequest:
     """Parse a request body into its ``request``; raise :class:`BadReview` for anything malformed."""
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+        document = fastjson.loads(body)
+    except ValueError as exc:
         raise BadReview("body is not JSON") from exc
     if not isinstance(document, dict):
         raise BadReview("body is not a JSON object")
@@ -87,15 +85,13 @@ def decode(body: bytes) -> AdmissionRequest:
     return request  # type: ignore[return-value]  # every field read later was checked above
 
 
-def respond(
-    uid: str, *, patch: Sequence[PatchOp] = (), refusal: str | None = None, code: int = 403
-) -> AdmissionReview:
-    """Build the AdmissionReview answer: allowed with an optional patch, or refused with a message."""
+def respond(uid: str, *, patch: bytes = b"", refusal: str | None = None, code: int = 403) -> AdmissionReview:
+    """Build the AdmissionReview answer: allowed with an optional patch (a JSON Patch already encoded as
+    JSON text), or refused with a message."""
     response: AdmissionResponse = {"uid": uid, "allowed": refusal is None}
     if refusal is not None:
         response["status"] = {"code": code, "message": refusal}
     elif patch:
-        text = json.dumps(list(patch), separators=(",", ":"))
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(text.encode()).decode("ascii")
+        response["patch"] = base64.b64encode(patch).decode("ascii")
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}

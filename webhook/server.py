@@ -51,6 +51,7 @@ def gunicorn_options(
         "logconfig_dict": logging_config(log_level),
         "loglevel": log_level,
         "accesslog": None,
+        "logger_class": "serving.access_log.NoAccessLogLogger",
         # The API server waits at most timeoutSeconds (5 s in the chart); nothing here should take longer.
         "timeout": 30,
         "graceful_timeout": 10,

@@ -25,7 +25,14 @@ _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 
 
 class Provider(Protocol):
-    """A store backend. Implementations are built once per store and reused across requests."""
+    """A store backend. Implementations are built once per store and reused across requests.
+
+    ``reads_in_memory``: a read only looks up data the provider already holds (the ``fake`` store, a
+    ``kubernetes`` store of cluster-main's own Secrets). Such reads are neither merged nor cached:
+    merging would cost more than the read, and a cached answer could only be older.
+    """
+
+    reads_in_memory: bool
 
     def read(self, key: str) -> SecretData:
         """Return the secret at ``key``.

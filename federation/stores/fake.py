@@ -22,6 +22,8 @@ class FakeProvider:
     entry without a version, else the newest version (natural order). A ``valueMap`` (ESO's older form)
     is served as that map."""
 
+    reads_in_memory = True
+
     def __init__(self, spec: Mapping[str, Any]) -> None:
         chosen: dict[str, tuple[bool, tuple[tuple[int, int | str], ...], SecretData]] = {}
         for item in spec.get("data", []):

@@ -68,6 +68,8 @@ class KubernetesStore:
 class KubernetesProvider:
     """Reads Secrets of one namespace out of one configuration snapshot (cluster-main)."""
 
+    reads_in_memory = True
+
     def __init__(self, namespace: str, snapshot: Configuration) -> None:
         self._namespace = namespace
         self._snapshot = snapshot
@@ -85,6 +87,8 @@ class KubernetesProvider:
 
 class RemoteKubernetesProvider:
     """Reads Secrets of one namespace of another cluster's API server; safe to share between threads."""
+
+    reads_in_memory = False
 
     def __init__(self, store: KubernetesStore, remote: RemoteCluster, settings: Settings) -> None:
         self._where = f"kubernetes store {store.name!r}"

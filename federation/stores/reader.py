@@ -4,7 +4,8 @@ Fifty pods that start at the same moment ask for the same key: the first read go
 the other forty-nine wait for its answer. A rollout's pods do not all arrive in the same instant, so
 an answer is also kept for ``--store-cache-ttl`` (default 1 s), counted from the moment its read was
 sent to the store. Under gunicorn the workers share both through ``SharedReads``: one read per key,
-not one per worker.
+not one per worker. Providers that only look up data they hold (``reads_in_memory``: the ``fake``
+store, a ``kubernetes`` store of cluster-main's own Secrets) are read directly, neither merged nor cached.
 
 The exact bound: every answer comes from a store read that started at most the TTL before the request
 asked for it, or that was still running when the request asked. With ``--store-cache-ttl 0`` only the
@@ -15,8 +16,6 @@ once; only a secret's value can be up to the TTL older than the store's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import cast
 from federation.config.model import Configuration
 from federation.errors import FederationError, StoreError
 from federation.metrics import Metrics
-from federation.stores.base import SecretData
+from federation.stores.base import Provider, SecretData
 from federation.stores.registry import StoreRegistry
 from federation.stores.shared_reads import Claim, SharedReads
 
@@ -62,9 +61,12 @@ class StoreReader:
 
     def read(self, config: Configuration, store: str, key: str) -> SecretData:
         """The data at ``key`` of ``store`` in ``config``; raises the provider's ``FederationError``."""
-        # Keyed by the store's definition too: a store whose spec changed (another server, another
-        # path) is never answered from the old spec's read still in the cache or in flight.
-        slot = f"{store}#{_definition(config, store)}"
+        provider, built_from = self._registry.built(config, store)
+        if provider.reads_in_memory:
+            return self._read_from_store(provider, store, key)
+        # Keyed by what the provider was built from too: a store whose spec changed (another server,
+        # another path, another token) is never answered from the old spec's read in the cache or in flight.
+        slot = f"{store}#{built_from[:16]}"
         wanted = (slot, key)
         with self._lock:
             cached = self._cache.get(wanted)
@@ -80,7 +82,7 @@ class StoreReader:
             return pending.result()
         expires = 0.0
         try:
-            data, expires = self._read_once(config, store, slot, key)
+            data, expires = self._read_once(provider, store, slot, key)
         except BaseException as exc:
             pending.set_exception(exc)
             raise
@@ -94,11 +96,11 @@ class StoreReader:
                     self._cache[wanted] = (expires, pending.result())
                     self._prune()
 
-    def _read_once(self, config: Configuration, store: str, slot: str, key: str) -> tuple[SecretData, float]:
+    def _read_once(self, provider: Provider, store: str, slot: str, key: str) -> tuple[SecretData, float]:
         """The answer and until when it may be served: from another worker, or read here and shared."""
         if self._shared is None:
             started = self._clock()
-            return self._read_from_store(config, store, key), started + self._cache_ttl
+            return self._read_from_store(provider, store, key), started + self._cache_ttl
         shared = self._shared
         claim = shared.claim(slot, key, self._clock())
         how = "in_flight" if claim.kind == "wait" else "cache"
@@ -108,14 +110,14 @@ class StoreReader:
         if claim.kind == "hit":
             self._metrics.store_merged_reads.labels(store, how).inc()
             return cast(SecretData, claim.data), claim.expires
-        return self._lead(shared, config, (store, slot), key, claim)
+        return self._lead(shared, provider, (store, slot), key, claim)
 
     def _lead(
-        self, shared: SharedReads, config: Configuration, store: tuple[str, str], key: str, claim: Claim
+        self, shared: SharedReads, provider: Provider, store: tuple[str, str], key: str, claim: Claim
     ) -> tuple[SecretData, float]:
         """Read for every worker: the answer is published, or the slot freed when the read fails."""
         try:
-            data = self._read_from_store(config, store[0], key)
+            data = self._read_from_store(provider, store[0], key)
         except BaseException:
             shared.abandon(store[1], key, claim)
             raise
@@ -129,9 +131,8 @@ class StoreReader:
             for stale in [k for k, (expires, _) in self._cache.items() if expires <= now]:
                 del self._cache[stale]
 
-    def _read_from_store(self, config: Configuration, store: str, key: str) -> SecretData:
+    def _read_from_store(self, provider: Provider, store: str, key: str) -> SecretData:
         """One read sent to the store, counted and timed."""
-        provider = self._registry.provider(config, store)
         started = time.perf_counter()
         result = "ok"
         try:
@@ -145,12 +146,3 @@ class StoreReader:
         finally:
             self._metrics.store_reads.labels(store, result).inc()
             self._metrics.store_read_seconds.labels(store).observe(time.perf_counter() - started)
-
-
-def _definition(config: Configuration, store: str) -> str:
-    """A short digest of the provider definition of ``store`` in ``config`` ("absent" when none)."""
-    found = config.stores.get(store)
-    if found is None:
-        return "absent"
-    text = json.dumps([found.kind, found.spec], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -84,24 +84,28 @@ class StoreRegistry:
 
     def provider(self, config: Configuration, store_name: str) -> Provider:
         """The provider of ``store_name`` in ``config``; ``NotFound`` when ``config`` has no such store."""
+        return self.built(config, store_name)[0]
+
+    def built(self, config: Configuration, store_name: str) -> tuple[Provider, str]:
+        """The provider of ``store_name`` in ``config`` and the ``fingerprint`` it was built from."""
         store = config.stores.get(store_name)
         if store is None:
             raise NotFound(f"ClusterSecretStore {store_name!r} does not exist")
         built = self._built.get(store_name)
         if built is not None and built.config is config:
-            return built.provider  # the same configuration snapshot: nothing can have changed
+            return built.provider, built.fingerprint  # the same snapshot: nothing can have changed
         wanted = fingerprint(store, config)
         with self._lock:
             built = self._built.get(store_name)
             if built is not None and built.fingerprint == wanted:
                 built.config = config
-                return built.provider
+                return built.provider, wanted
             if built is not None:
                 built.provider.close()
             factory: ProviderFactory = _module(store).build
             provider = factory(store, config, self._settings)
             self._built[store_name] = _Built(wanted, provider, config)
-            return provider
+            return provider, wanted
 
     def close(self) -> None:
         """Close every provider (server shutdown)."""

@@ -105,6 +105,8 @@ class _Token:
 class VaultProvider:
     """Reads KV secrets of one Vault store; safe to share between threads."""
 
+    reads_in_memory = False
+
     def __init__(
         self, store: VaultStore, auth: Auth, settings: Settings, clock: Callable[[], float] = time.monotonic
     ) -> None:

@@ -17,7 +17,7 @@ from federation.ratelimit import RateLimiter
 from federation.settings import Settings
 from federation.stores.base import SecretData
 from federation.stores.reader import StoreReader
-from federation.stores.registry import StoreRegistry
+from federation.stores.registry import StoreRegistry, fingerprint
 
 
 class FakeClock:
@@ -93,6 +93,8 @@ def test_the_limiter_is_exact_under_concurrency() -> None:
 class SlowProvider:
     """A provider that takes ``delay`` seconds per read and counts its reads."""
 
+    reads_in_memory = False
+
     def __init__(self, delay: float, fail_with: Exception | None = None) -> None:
         self.delay = delay
         self.fail_with = fail_with
@@ -123,8 +125,8 @@ class FixedRegistry(StoreRegistry):
         super().__init__(Settings())
         self._provider = provider
 
-    def provider(self, config: Configuration, store_name: str) -> Any:
-        return self._provider
+    def built(self, config: Configuration, store_name: str) -> tuple[Any, str]:
+        return self._provider, fingerprint(config.stores[store_name], config)
 
 
 def _reader(
@@ -223,3 +225,11 @@ def test_a_changed_store_definition_is_never_answered_from_the_old_ones_cache() 
     assert provider.reads == 2  # within the TTL, but the spec is another one
     reader.read(changed, "slow", "db")
     assert provider.reads == 2
+
+
+def test_a_provider_that_reads_in_memory_is_read_every_time_never_cached() -> None:
+    provider = SlowProvider(delay=0)
+    provider.reads_in_memory = True
+    reader = _reader(provider, ttl=3600)
+    assert [reader.read(CONFIG, "slow", "db") for _ in range(3)] == [{"password": "value-of-db"}] * 3
+    assert provider.reads == 3

@@ -21,7 +21,7 @@ from federation.metrics import Metrics
 from federation.settings import Settings
 from federation.stores.base import SecretData
 from federation.stores.reader import StoreReader
-from federation.stores.registry import StoreRegistry
+from federation.stores.registry import StoreRegistry, fingerprint
 from federation.stores.shared_reads import SLOT_BYTES, SharedReads
 from tests.federation.helpers_requests import post_secrets
 from tests.helpers_stack import running_stack
@@ -32,6 +32,8 @@ PENDING_LIMIT = 5.0
 
 class CountingProvider:
     """Answers ``{"password": "value-of-<key>"}`` after ``delay``; counts reads; may fail or move a clock."""
+
+    reads_in_memory = False
 
     def __init__(self, delay: float = 0.0, answer_bytes: int = 0) -> None:
         self.delay = delay
@@ -62,8 +64,8 @@ class OneProviderRegistry(StoreRegistry):
         super().__init__(Settings())
         self._provider = provider
 
-    def provider(self, config: Configuration, store_name: str) -> Any:
-        return self._provider
+    def built(self, config: Configuration, store_name: str) -> tuple[Any, str]:
+        return self._provider, fingerprint(config.stores[store_name], config)
 
 
 class FakeClock:
