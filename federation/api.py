@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,6 +18,7 @@ from federation.errors import FederationError, PayloadTooLarge, UnsupportedMedia
 from federation.generators.model import GeneratorRef
 from federation.metrics import Metrics
 from federation.service import FederationService, Outcome
+from serving import fastjson
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_TYPE_BASE = "https://esi-federation.dev/problems/"
@@ -185,7 +185,7 @@ def _bearer_token() -> str | None:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Response(fastjson.dumps(body), status=status, mimetype="application/json")
 
 
 def _start_request() -> None:
@@ -235,7 +235,7 @@ def _problem(error: FederationError) -> Response:
         "status": error.status,
         "detail": error.detail,
     }
-    response = Response(json.dumps(body), status=error.status, mimetype="application/problem+json")
+    response = Response(fastjson.dumps(body), status=error.status, mimetype="application/problem+json")
     response.headers.update(error.headers())
     return response
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from serving import fastjson
 from serving.logfilter import ExceptionTextFilter
 from serving.logsetup import skip_unused_record_fields
 
@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
+        return fastjson.log_line(entry)
 
 
 def configure_logging(level: str = "info") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -11,6 +10,7 @@ from federation.authz import RequestedItem
 from federation.errors import BadRequest
 from federation.generators.model import GeneratorRef
 from federation.tokens import Hints
+from serving import fastjson
 
 MAX_ITEMS = 100
 MAX_KEY_LENGTH = 1024
@@ -41,11 +41,9 @@ class SecretsRequest:
 def decode_json(body: bytes) -> Any:
     """The JSON document in ``body``; ``BadRequest`` when it is not JSON."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return fastjson.loads(body)
+    except fastjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("the body is not valid JSON: nested too deeply") from None
 
 
 def hints_of(document: Any) -> Hints:
