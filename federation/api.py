@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 import traceback
-import uuid
 from importlib import resources
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from federation.authz import RequestedItem
@@ -162,12 +162,14 @@ def _openapi() -> Response:
 
 def _json_body() -> bytes:
     """413 and 415 first; the body itself is the service's to decode, after the token."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    current = _request()
+    length = current.content_length
+    if length is not None and length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if request.mimetype != "application/json":
+    if current.mimetype != "application/json":
         raise UnsupportedMediaType("the body must be application/json")
     try:
-        body = request.get_data(cache=True)
+        body = current.get_data(cache=True)
     except RequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
     # A chunked body is cut at MAX_CONTENT_LENGTH without an error: one byte more than allowed was read.
@@ -188,29 +190,37 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(fastjson.dumps(body), status=status, mimetype="application/json")
 
 
+def _request() -> Request:
+    """The request itself: each attribute read through Flask's ``request`` proxy looks it up again."""
+    return request._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
 def _start_request() -> None:
     g.started = time.perf_counter()
-    sent = request.headers.get("X-Request-Id", "")
-    g.request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
+    sent = _request().headers.get("X-Request-Id", "")
+    g.request_id = sent if REQUEST_ID.match(sent) else secrets.token_hex(16)
 
 
 def _finish_request(response: Response) -> Response:
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    route = request.endpoint or "unknown"
+    state = g._get_current_object()  # type: ignore[attr-defined]
+    current = _request()
+    elapsed = time.perf_counter() - state.get("started", time.perf_counter())
+    route = current.endpoint or "unknown"
     metrics: Metrics = current_app.extensions["esi.metrics"]
-    metrics.requests.labels(route, str(response.status_code)).inc()
-    metrics.request_seconds.labels(route).observe(elapsed)
-    response.headers["X-Request-Id"] = g.get("request_id", "")
+    metrics.child(metrics.requests, route, str(response.status_code)).inc()
+    metrics.child(metrics.request_seconds, route).observe(elapsed)
+    request_id = state.get("request_id", "")
+    response.headers["X-Request-Id"] = request_id
     if route in AUDITED_ROUTES:
         audit = _audit_fields()
-        metrics.decisions.labels(audit["decision"]).inc()
+        metrics.child(metrics.decisions, audit["decision"]).inc()
         audit_log.info(
             "request",
             extra={
                 "event": "audit",
-                "request_id": g.request_id,
-                "method": request.method,
-                "path": request.path,
+                "request_id": request_id,
+                "method": current.method,
+                "path": current.path,
                 "status": response.status_code,
                 "latency_ms": round(elapsed * 1000, 2),
                 **audit,

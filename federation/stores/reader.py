@@ -71,14 +71,14 @@ class StoreReader:
         with self._lock:
             cached = self._cache.get(wanted)
             if cached is not None and cached[0] > self._clock():
-                self._metrics.store_merged_reads.labels(store, "cache").inc()
+                self._metrics.child(self._metrics.store_merged_reads, store, "cache").inc()
                 return cached[1]
             pending = self._in_flight.get(wanted)
             leader = pending is None
             if pending is None:
                 pending = self._in_flight[wanted] = Future()
         if not leader:
-            self._metrics.store_merged_reads.labels(store, "in_flight").inc()
+            self._metrics.child(self._metrics.store_merged_reads, store, "in_flight").inc()
             return pending.result()
         expires = 0.0
         try:
@@ -108,7 +108,7 @@ class StoreReader:
             self._sleep(SHARED_POLL_SECONDS)
             claim = shared.claim(slot, key, self._clock(), waiting_for=claim.started)
         if claim.kind == "hit":
-            self._metrics.store_merged_reads.labels(store, how).inc()
+            self._metrics.child(self._metrics.store_merged_reads, store, how).inc()
             return cast(SecretData, claim.data), claim.expires
         return self._lead(shared, provider, (store, slot), key, claim)
 
@@ -144,5 +144,6 @@ class StoreReader:
             result = "error"
             raise StoreError(f"store {store!r} failed to read key {key!r}") from exc
         finally:
-            self._metrics.store_reads.labels(store, result).inc()
-            self._metrics.store_read_seconds.labels(store).observe(time.perf_counter() - started)
+            metrics = self._metrics
+            metrics.child(metrics.store_reads, store, result).inc()
+            metrics.child(metrics.store_read_seconds, store).observe(time.perf_counter() - started)
