@@ -7,6 +7,7 @@ error names the annotation to fix.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ _FILE_NAME = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*$")
 _FILE_MODE = re.compile(r"^0?[0-7]{3}$")
 _CONTAINER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _BOOLEANS = {"true": True, "false": False}
+REMEMBERED_UP_TO_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,18 @@ def parse(annotations: Mapping[str, object]) -> InjectionSpec | None:
     """
     if annotations.get(INJECT) != "true":
         return None
-    ours = {key: value for key, value in annotations.items() if key.startswith(PREFIX)}
-    for key, value in ours.items():
+    ours = tuple(sorted((key, value) for key, value in annotations.items() if key.startswith(PREFIX)))
+    for key, value in ours:
         if not isinstance(value, str):
             raise PodRejected(f"annotation {key}: value must be a string")
-    texts: dict[str, str] = ours  # type: ignore[assignment]  # checked just above
+    texts: tuple[tuple[str, str], ...] = ours  # type: ignore[assignment]  # checked just above
+    if sum(len(key) + len(value) for key, value in texts) <= REMEMBERED_UP_TO_CHARS:
+        return _parse_remembered(texts)
+    return _parse_texts(texts)
+
+
+def _parse_texts(items: tuple[tuple[str, str], ...]) -> InjectionSpec:
+    texts = dict(items)
     _reject_unknown(texts)
     store = _parse_store(texts)
     env = _parse_refs(texts, ENV_PREFIX, _ENV_NAME, "an environment variable name", store)
@@ -131,6 +140,11 @@ def parse(annotations: Mapping[str, object]) -> InjectionSpec | None:
         refresh_interval=refresh_interval,
         init_first=_parse_boolean(texts, INIT_FIRST),
     )
+
+
+# The pods of one Deployment carry the same annotations: each set is parsed once (the spec is frozen, so
+# it is shared safely). Refusals are not remembered; neither are sets too large to keep.
+_parse_remembered = functools.lru_cache(maxsize=256)(_parse_texts)
 
 
 def _reject_unknown(annotations: Mapping[str, str]) -> None:

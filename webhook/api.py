@@ -70,6 +70,9 @@ def metrics() -> Response:
 
 
 def _log_decision(admission_request: reviews.AdmissionRequest, decision: Decision, elapsed: float) -> None:
+    level = logging.DEBUG if decision.result in _QUIET_RESULTS else logging.INFO
+    if not log.isEnabledFor(level):
+        return
     pod = admission_request.get("object") or {}
     metadata: dict[str, Any] = pod["metadata"] if isinstance(pod.get("metadata"), dict) else {}
     fields: dict[str, Any] = {
@@ -83,7 +86,6 @@ def _log_decision(admission_request: reviews.AdmissionRequest, decision: Decisio
     }
     if decision.message:
         fields["reason"] = decision.message
-    level = logging.DEBUG if decision.result in _QUIET_RESULTS else logging.INFO
     log.log(level, "admission review %s", decision.result, extra={"fields": fields})
 
 

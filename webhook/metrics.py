@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -17,6 +18,8 @@ class WebhookMetrics:
     registry: CollectorRegistry
     reviews: Counter
     latency: Histogram
+    # One child per result, looked up once: prometheus_client checks the label values on every labels().
+    _by_result: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def create(cls) -> WebhookMetrics:
@@ -38,7 +41,10 @@ class WebhookMetrics:
 
     def observe(self, result: str, seconds: float | None = None) -> None:
         """Count one review and, when it was answered, its latency."""
-        self.reviews.labels(result=result).inc()
+        counter = self._by_result.get(result)
+        if counter is None:
+            counter = self._by_result[result] = self.reviews.labels(result)
+        counter.inc()
         if seconds is not None:
             self.latency.observe(seconds)
 

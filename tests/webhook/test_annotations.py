@@ -120,3 +120,21 @@ def test_every_annotation_constant_is_documented_in_the_docs() -> None:
     for key in keys:
         if key.startswith(P):
             assert key.removeprefix(P).rstrip("-") in docs, key
+
+
+def test_a_set_of_annotations_is_parsed_once_and_a_large_one_every_time() -> None:
+    small = {f"{P}inject": "true", f"{P}store": "vault-prod", f"{P}file-token": "api-keys.token"}
+    first = annotations.parse(small)
+    assert first is not None
+    assert annotations.parse(dict(small)) is first  # a second pod of the same template
+    assert annotations.parse({**small, f"{P}file-token": "api-keys.other"}) is not first
+    large = {**small, f"{P}file-big": "api-keys." + "k" * annotations.REMEMBERED_UP_TO_CHARS}
+    assert annotations.parse(large) is not annotations.parse(large)
+    assert annotations.parse(large) == annotations.parse(large)
+
+
+def test_a_refused_set_of_annotations_is_refused_again() -> None:
+    refused = {f"{P}inject": "true", f"{P}secret-dir": "/x", f"{P}file-a": "s:k"}
+    for _ in range(2):
+        with pytest.raises(PodRejected, match="secret-dir"):
+            annotations.parse(refused)
