@@ -22,12 +22,15 @@ class PatchOp(TypedDict):
 
 def escape(segment: str | int) -> str:
     """Escape one JSON Pointer segment (RFC 6901): ``~`` first, then ``/``."""
-    return str(segment).replace("~", "~0").replace("/", "~1")
+    text = str(segment)
+    if "~" not in text and "/" not in text:
+        return text  # the usual case, such as "volumes"
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def pointer(*segments: str | int) -> str:
     """Join segments into an escaped JSON Pointer, e.g. ``/metadata/annotations/a~1b``."""
-    return "".join("/" + escape(segment) for segment in segments)
+    return "".join(["/" + escape(segment) for segment in segments])
 
 
 def add(path: str, value: Any) -> PatchOp:
