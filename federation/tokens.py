@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -103,6 +105,38 @@ class KeySource(Protocol):
         """The key ``kid`` of ``federation`` in ``config``, or None; ``JwksUnavailable`` when unknown."""
 
 
+class VerifiedSignatures:
+    """Signatures already checked, by the digest of what was signed and the signature.
+
+    A signature check is a pure function of (signed bytes, signature, algorithm, key), and an RSA check
+    costs more than the rest of a token's checks together. Remembering a success lets a token sent again
+    (esi-cli's retries after a 429, the esi-refresh sidecar's polls with its pod's token) skip only that
+    check: the entry holds the very key object it verified with and matches only that object, so a key
+    that is rotated out, or a configuration that no longer names it, verifies nothing. Every other check
+    (issuer, audience, times, subject, federation, TokenReview) runs for every request. Failures are not
+    kept. No token is kept either: only a SHA-256 digest of it.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._verified: dict[bytes, tuple[str, SigningKey]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, alg: str, jws: CompactJws, key: SigningKey) -> bool:
+        """True when ``jws``'s signature verifies with ``key`` for ``alg``."""
+        digest = hashlib.sha256(jws.signing_input + b"." + jws.signature).digest()
+        known = self._verified.get(digest)
+        if known is not None and known[0] == alg and known[1] is key:
+            return True
+        if not SIGNATURE_VERIFIERS[alg].verify(jws.signing_input, key.public_key, jws.signature):
+            return False
+        with self._lock:
+            if len(self._verified) >= self._capacity:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[digest] = (alg, key)
+        return True
+
+
 class TokenVerifier:
     """Verifies tokens against the federations of one configuration snapshot."""
 
@@ -110,6 +144,7 @@ class TokenVerifier:
         self._settings = settings
         self._keys = keys
         self._clock = clock
+        self._signatures = VerifiedSignatures()
 
     def verify(self, jws: CompactJws, config: Configuration, hints: Hints) -> Identity:
         """Return the identity of the token ``jws``; raise ``Unauthorized`` (or ``JwksUnavailable``)."""
@@ -147,7 +182,7 @@ class TokenVerifier:
             raise Unauthorized(f"unknown kid {header.kid!r}")
         if header.alg not in key.algorithms:
             raise Unauthorized(f"algorithm {header.alg} does not match key {header.kid!r}")
-        if not SIGNATURE_VERIFIERS[header.alg].verify(jws.signing_input, key.public_key, jws.signature):
+        if not self._signatures.verify(header.alg, jws, key):
             raise Unauthorized("the signature does not verify")
 
 
