@@ -27,6 +27,7 @@ from bench.profile import profile_servers
 from bench.results import Measurements, build_results, check_shape, format_table, write_results
 from bench.scrape import counter_sum
 from bench.storm import StormNumbers, StormPlan, run_storm, storm_server
+from federation.settings import Settings
 
 RESULTS_FILE = REPO / "bench" / "results.json"
 JWKS_WINDOW = 10_000
@@ -56,7 +57,7 @@ QUICK = {
 PROFILED = ("bare", "federation", "webhook")
 PROFILE_TOP = 10
 # Between a storm and the burst on the same server: longer than the default store cache holds a read.
-CACHE_PAUSE_S = 2.5
+CACHE_PAUSE_S = Settings.store_cache_ttl + 1.5
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ class Settings:
     token_leeway: float = 60.0
     rate_limit: float = 50.0
     # Counted from when the read starts; docs/vault.md gives the exact staleness bound.
-    store_cache_ttl: float = 1.0
+    store_cache_ttl: float = 3.0
     store_connect_timeout: float = 3.0
     store_read_timeout: float = 10.0
     jwks_refresh_interval: float = 300.0

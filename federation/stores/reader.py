@@ -2,7 +2,7 @@
 
 Fifty pods that start at the same moment ask for the same key: the first read goes to the store and
 the other forty-nine wait for its answer. A rollout's pods do not all arrive in the same instant, so
-an answer is also kept for ``--store-cache-ttl`` (default 1 s), counted from the moment its read was
+an answer is also kept for ``--store-cache-ttl`` (default 3 s), counted from the moment its read was
 sent to the store. Under gunicorn the workers share both through ``SharedReads``: one read per key,
 not one per worker. Providers that only look up data they hold (``reads_in_memory``: the ``fake``
 store, a ``kubernetes`` store of cluster-main's own Secrets) are read directly, neither merged nor cached.

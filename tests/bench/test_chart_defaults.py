@@ -44,5 +44,5 @@ def test_a_default_install_generates_p256_and_keeps_the_store_cache() -> None:
     defaults = chart_defaults()
     assert defaults.key_type == "ec-p256"
     flags = list(defaults.serve_flags)
-    assert flags[flags.index("--store-cache-ttl") + 1] == "1s"
+    assert flags[flags.index("--store-cache-ttl") + 1] == "3s"
     assert "--kubernetes" not in flags

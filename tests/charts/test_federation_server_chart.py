@@ -72,7 +72,7 @@ def test_the_server_runs_two_replicas_in_kubernetes_mode_with_the_design_flags()
         "--rate-limit",
         "50",
         "--store-cache-ttl",
-        "1s",
+        "3s",
         "--workers",
         "2",
         "--threads",

@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 # At least 120 s: the key rotation, the slow and the unreachable JWKS must each come 30 s or more after
 # the previous fetch (an unknown kid refreshes a key set at most every 30 s).
 SECONDS = max(120.0, float(os.environ.get("ESI_SOAK_SECONDS", "120")))
-GRACE_SECONDS = 4.0  # --reload-interval 1s, the 1 s store cache, and a margin for a busy machine
+GRACE_SECONDS = 4.0  # --reload-interval 1s and a margin for a busy machine (grants are never cached)
 STORE = "vault-prod"
 ACCOUNTS = ("prometheus-esi-client", "batch-reader")
 TOKEN_REF = {"name": "vault-token", "namespace": "esi-system", "key": "token"}
