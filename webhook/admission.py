@@ -58,14 +58,14 @@ def _encoded(ops: list[PatchOp]) -> bytes:
     """The patch as JSON, refused when larger than ``MAX_PATCH_BYTES``."""
     # The patch repeats annotation values into several containers (and a container's command once):
     # left unbounded, a 1 MiB review was answered with 16 MiB. A pod that large would not be stored.
-    text = fastjson.dumps(ops)
-    size = len(text)
+    encoded = fastjson.dumps(ops)
+    size = len(encoded)
     if size > MAX_PATCH_BYTES:
         raise PodRejected(
             f"the injection would add {size} bytes to the pod, more than the {MAX_PATCH_BYTES} accepted: "
             "use fewer or shorter ESI annotations, or inject fewer containers"
         )
-    return text
+    return encoded
 
 
 def _is_pod_create(request: AdmissionRequest) -> bool:

@@ -86,8 +86,8 @@ def decode(body: bytes) -> AdmissionRequest:
 
 
 def respond(uid: str, *, patch: bytes = b"", refusal: str | None = None, code: int = 403) -> AdmissionReview:
-    """Build the AdmissionReview answer: allowed with an optional patch (a JSON Patch already encoded as
-    JSON text), or refused with a message."""
+    """Build the AdmissionReview answer: allowed with an optional patch (a JSON Patch, already encoded),
+    or refused with a message."""
     response: AdmissionResponse = {"uid": uid, "allowed": refusal is None}
     if refusal is not None:
         response["status"] = {"code": code, "message": refusal}
