@@ -9,12 +9,11 @@ import logging
 import logging.config
 import sys
 import traceback
-from datetime import UTC, datetime
 from typing import Any
 
 from serving import fastjson
 from serving.logfilter import ExceptionTextFilter
-from serving.logsetup import skip_unused_record_fields
+from serving.logsetup import skip_unused_record_fields, utc_timestamp
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -25,7 +24,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as compact JSON; an exception as its type (``error``) and frames."""
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": utc_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
