@@ -124,7 +124,9 @@ class VerifiedSignatures:
 
     def verify(self, alg: str, jws: CompactJws, key: SigningKey) -> bool:
         """True when ``jws``'s signature verifies with ``key`` for ``alg``."""
-        digest = hashlib.sha256(jws.signing_input + b"." + jws.signature).digest()
+        # Length-prefixed, so that no other split of the same bytes into input and signature matches.
+        signed = jws.signing_input
+        digest = hashlib.sha256(len(signed).to_bytes(4, "big") + signed + jws.signature).digest()
         known = self._verified.get(digest)
         if known is not None and known[0] == alg and known[1] is key:
             return True

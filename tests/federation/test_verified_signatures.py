@@ -86,3 +86,23 @@ def test_the_oldest_success_is_dropped_beyond_the_capacity(rs256: CountingAlgori
     assert rs256.checks == 3
     assert signatures.verify("RS256", first, key)
     assert rs256.checks == 4
+
+
+def test_the_same_bytes_split_otherwise_between_input_and_signature_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class OnlyOnePair:
+        checks = 0
+
+        def verify(self, signing_input: bytes, key: Any, signature: bytes) -> bool:
+            self.checks += 1
+            return (signing_input, signature) == (b"aaa.bbb", b"c.ddd")
+
+    algorithm = OnlyOnePair()
+    monkeypatch.setitem(tokens.SIGNATURE_VERIFIERS, "RS256", algorithm)
+    signatures, key = VerifiedSignatures(), _key()
+    genuine = tokens.CompactJws({}, {}, b"aaa.bbb", b"c.ddd")
+    shifted = tokens.CompactJws({}, {}, b"aaa.bbb.c", b"ddd")
+    assert signatures.verify("RS256", genuine, key)
+    assert not signatures.verify("RS256", shifted, key)
+    assert algorithm.checks == 2
