@@ -63,12 +63,17 @@ def create_app(
     app.extensions["esi.settings"] = settings
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
+    # Routes first: nothing that can fail runs after the threads below have started.
+    api.register(app)
     source = start_source(settings, holder, keys)
     app.extensions["esi.source"] = source
-    if credentials.store is None and settings.kubernetes:
-        credentials.store = kube_lease_store(source, holder)
-    app.extensions["esi.revoker"] = start_revoker(settings, holder, credentials, metrics)
-    api.register(app)
+    try:
+        if credentials.store is None and settings.kubernetes:
+            credentials.store = kube_lease_store(source, holder)
+        app.extensions["esi.revoker"] = start_revoker(settings, holder, credentials, metrics)
+    except BaseException:
+        stop_app(app)  # no watch or status thread outlives an app that was never handed out
+        raise
     return app
 
 
@@ -78,7 +83,9 @@ def stop_app(app: Flask) -> None:
     revoker = app.extensions.get("esi.revoker")
     if revoker is not None:
         revoker.stop()
-    app.extensions["esi.source"].stop()
+    source = app.extensions.get("esi.source")
+    if source is not None:
+        source.stop()
 
 
 def build_credentials(settings: Settings, metrics: Metrics) -> Credentials:

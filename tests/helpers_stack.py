@@ -161,22 +161,26 @@ def serve_over_tls(app: Flask, directory: Path) -> tuple[BaseWSGIServer, Path]:
 @contextmanager
 def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
     """Start a ``FederationStack`` seeded with the walkthrough's resources; stop it afterwards."""
-    issuer = ClientClusterIssuer().start()
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    values = seed_values()
-    ca_file = tmp_path / "client-ca.crt"
-    ca_file.write_text(issuer.ca_pem, encoding="utf-8")
-    _write_seed(manifests, issuer, values)
-    options: dict[str, Any] = {
-        "manifests_dir": manifests,
-        "reload_interval": 0.2,
-        "rate_limit": 1000.0,
-        "workers": 1,
-    }
-    options.update(settings)
-    app = create_app(Settings(**options))
-    server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
+    with ExitStack() as undo_on_failure:
+        issuer = ClientClusterIssuer().start()
+        undo_on_failure.callback(issuer.stop)
+        manifests = tmp_path / "manifests"
+        manifests.mkdir()
+        values = seed_values()
+        ca_file = tmp_path / "client-ca.crt"
+        ca_file.write_text(issuer.ca_pem, encoding="utf-8")
+        _write_seed(manifests, issuer, values)
+        options: dict[str, Any] = {
+            "manifests_dir": manifests,
+            "reload_interval": 0.2,
+            "rate_limit": 1000.0,
+            "workers": 1,
+        }
+        options.update(settings)
+        app = create_app(Settings(**options))
+        undo_on_failure.callback(stop_app, app)
+        server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
+        undo_on_failure.pop_all()  # from here on, stack.stop() undoes all of it
     stack = FederationStack(
         url=f"https://127.0.0.1:{server.server_port}",
         server_ca_file=server_ca_file,

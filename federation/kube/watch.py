@@ -37,6 +37,9 @@ QUIET_STREAM_SECONDS = 1.0
 LIST_PAGE_SIZE = 500
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
+# Its own generator: watch threads never move the state of the process-wide random module, which
+# other code (a test framework replaying examples, for one) may rely on.
+_JITTER = random.Random()  # noqa: S311 - jitter, not security-related
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class Backoff:
         current = self._next
         self._next = min(self._maximum, self._next * 2)
         # Jitter, so the workers of every replica do not reconnect in lock-step after an outage.
-        return current * random.uniform(0.5, 1.0)  # noqa: S311 - not security-related
+        return current * _JITTER.uniform(0.5, 1.0)
 
     def reset(self) -> None:
         """Start again from the initial delay."""

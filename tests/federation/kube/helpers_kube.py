@@ -397,32 +397,37 @@ def kube_stack(
     **settings: Any,
 ) -> Iterator[KubeStack]:
     """Seed ``cluster``, then serve the federation server in Kubernetes mode over TLS until the end."""
-    issuer = issuer or ClientClusterIssuer().start()
-    values = seed_values()
-    cluster.serve_stores("v1" if stores == STORES_V1 else "v1beta1")
-    seed(cluster, issuer, values, stores=stores)
-    options: dict[str, Any] = {
-        "kubernetes": True,
-        "kubeconfig": cluster.write_kubeconfig(tmp_path / "kubeconfig"),
-        "lease_namespace": LEASE_NAMESPACE,
-        "lease_duration": 3.0,
-        "status_interval": 0.5,
-        "rate_limit": 1000.0,
-        "workers": 1,
-    }
-    options.update(settings)
-    app = create_app(Settings(**options))
-    server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
-    stack = KubeStack(
-        url=f"https://127.0.0.1:{server.server_port}",
-        server_ca_file=server_ca_file,
-        cluster=cluster,
-        issuer=issuer,
-        app=app,
-        values=values,
-        _server=server,
-    )
-    try:
+    with contextlib.ExitStack() as cleanup:
+        if issuer is None:
+            issuer = ClientClusterIssuer().start()
+            cleanup.callback(issuer.stop)
+        values = seed_values()
+        cluster.serve_stores("v1" if stores == STORES_V1 else "v1beta1")
+        seed(cluster, issuer, values, stores=stores)
+        options: dict[str, Any] = {
+            "kubernetes": True,
+            "kubeconfig": cluster.write_kubeconfig(tmp_path / "kubeconfig"),
+            "lease_namespace": LEASE_NAMESPACE,
+            "lease_duration": 3.0,
+            "status_interval": 0.5,
+            "rate_limit": 1000.0,
+            "workers": 1,
+        }
+        options.update(settings)
+        app = create_app(Settings(**options))
+        cleanup.callback(stop_app, app)
+        server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
+        cleanup.callback(server.server_close)
+        cleanup.callback(server.shutdown)
+        stack = KubeStack(
+            url=f"https://127.0.0.1:{server.server_port}",
+            server_ca_file=server_ca_file,
+            cluster=cluster,
+            issuer=issuer,
+            app=app,
+            values=values,
+            _server=server,
+        )
         assert app.extensions["esi.service"].holder.wait_ready(10), "the first lists did not complete"
         # kmock subscribes a watch to changes only after replaying the objects it holds; a change made
         # in between is lost (a real API server resumes from the resourceVersion). Tests start after.
@@ -430,10 +435,6 @@ def kube_stack(
         for collection in (FEDERATIONS, AUTHORIZATIONS, stores_path, SECRETS):
             wait_until(lambda collection=collection: cluster.watching(collection) >= 1, timeout=10)
         yield stack
-    finally:
-        server.shutdown()
-        server.server_close()
-        stop_app(app)
         issuer.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from federation.kube.status import (
     with_generation,
     with_transition_times,
 )
+from federation.kube.watch import Backoff
 from federation.settings import Settings
 from federation.tokenreview import TokenReviewer, TokenReviewFailed, check_review
 from federation.tokens import Identity
@@ -300,3 +302,11 @@ def test_fields_written_by_others_do_not_cause_a_write() -> None:
     observed = {"conditions": [{"type": "Ready", "status": "True"}], "written-by-someone-else": 1}
     assert not needs_write(desired, observed)
     assert needs_write(desired, {**observed, "lastRefreshTime": "2020-01-01T00:00:00Z"})
+
+
+def test_the_watch_backoff_leaves_the_random_module_alone() -> None:
+    backoff = Backoff(initial=1.0, maximum=8.0)
+    state = random.getstate()
+    delays = [backoff.delay() for _ in range(5)]
+    assert random.getstate() == state
+    assert all(cap / 2 <= delay <= cap for delay, cap in zip(delays, (1, 2, 4, 8, 8), strict=True))
