@@ -63,7 +63,7 @@ def create_app(
     app.extensions["esi.settings"] = settings
     app.extensions["esi.metrics"] = metrics
     app.extensions["esi.service"] = service
-    # Routes first: nothing that can fail runs after the threads below have started.
+    # Routes first, so that the source's threads start only for an app that is otherwise complete.
     api.register(app)
     source = start_source(settings, holder, keys)
     app.extensions["esi.source"] = source
