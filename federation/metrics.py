@@ -8,11 +8,11 @@ aggregates every worker's values.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from serving.metric_children import LabelledChildren
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -22,7 +22,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # ``child(metric, *labels)``: the request path's children, looked up once.
+        self.child = LabelledChildren()
         r = self.registry
         self.requests = Counter(
             "esi_federation_requests",
@@ -142,15 +143,6 @@ class Metrics:
             ["federation"],
             registry=r,
         )
-
-    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: every request updates the same few children, and
-        prometheus_client checks and joins the label values again on each ``labels`` call."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
 
     def exposition(self) -> bytes:
         """The text format for ``/metrics``: every worker's values under gunicorn, else this registry's."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from serving.metric_children import LabelledChildren
 
 # Admission reviews are answered in well under a millisecond; the API server gives up after seconds.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -18,8 +19,7 @@ class WebhookMetrics:
     registry: CollectorRegistry
     reviews: Counter
     latency: Histogram
-    # One child per result, looked up once: prometheus_client checks the label values on every labels().
-    _by_result: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _children: LabelledChildren = field(default_factory=LabelledChildren, repr=False, compare=False)
 
     @classmethod
     def create(cls) -> WebhookMetrics:
@@ -41,10 +41,7 @@ class WebhookMetrics:
 
     def observe(self, result: str, seconds: float | None = None) -> None:
         """Count one review and, when it was answered, its latency."""
-        counter = self._by_result.get(result)
-        if counter is None:
-            counter = self._by_result[result] = self.reviews.labels(result)
-        counter.inc()
+        self._children(self.reviews, result).inc()
         if seconds is not None:
             self.latency.observe(seconds)
 
