@@ -15,6 +15,7 @@ import requests
 from hack.openbao import OpenBao
 from hack.postgres import Postgres
 from tests.federation.kube.helpers_kube import (
+    AUTHORIZATIONS,
     FEDERATIONS,
     SECRETS,
     EmulatedCluster,
@@ -85,7 +86,7 @@ def stack(tmp_path: Path, openbao: OpenBao) -> Iterator[KubeStack]:
                 {"namespace": NAMESPACE, "kind": "VaultDynamicSecret", "name": "db"},
                 {"namespace": NAMESPACE, "kind": "Password", "name": "pw"},
             ]
-            cluster.create("/apis/federation.external-secrets.io/v1alpha1/authorizations", grant)
+            cluster.create(AUTHORIZATIONS, grant)
             review = {
                 "tokenReview": {
                     "tokenSecretRef": {"name": "reviewer", "namespace": "esi-system", "key": "token"}

@@ -35,6 +35,7 @@ from hack.kube.client import (
     token_kubeconfig,
 )
 from tests.charts.helpers_rendering import RELEASE_NAMESPACE, SERVER_CHART, one, render
+from tests.federation.kube.helpers_kube import AUTHORIZATIONS, FEDERATIONS
 from tests.helpers_stack import (
     AUDIENCE,
     CLUSTER,
@@ -50,8 +51,6 @@ from tests.kube.helpers_plane import install_crds, kubernetes_federation, serve_
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
-FEDERATIONS = "/apis/identity.federation.external-secrets.io/v1alpha1/kubernetesfederations"
-AUTHORIZATIONS = "/apis/federation.external-secrets.io/v1alpha1/authorizations"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{RELEASE_NAMESPACE}/leases"
 GRANT = "allow-alpha-monitoring"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
