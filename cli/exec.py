@@ -24,7 +24,7 @@ EXIT_CANNOT_RUN = 126
 
 def exec_with_env(command: Sequence[str], added: Mapping[str, str]) -> NoReturn:
     """Replace this process with ``command`` (searched on ``PATH``), its environment plus ``added``."""
-    environment = app_environment(os.environ, added, frozen=getattr(sys, "frozen", False))
+    environment = app_environment(os.environ, added)
     sys.stdout.flush()
     sys.stderr.flush()
     previous = _restore_default_signals()
@@ -52,21 +52,10 @@ def _restore_default_signals() -> dict[int, Any]:
     return previous
 
 
-def app_environment(current: Mapping[str, str], added: Mapping[str, str], frozen: bool) -> dict[str, str]:
-    """The application's environment: esi-cli's own, plus ``added``, minus the bundle's loader state.
+def app_environment(current: Mapping[str, str], added: Mapping[str, str]) -> dict[str, str]:
+    """The application's environment: esi-cli's own, exactly as the container gave it, plus ``added``.
 
-    The self-contained build's bootloader sets ``_PYI_*`` variables (and may point ``LD_LIBRARY_PATH`` at
-    its own libraries, keeping the original in ``LD_LIBRARY_PATH_ORIG``); the application must start
-    with the environment the container gave esi-cli, or its own libraries could be shadowed.
+    The self-contained build sets nothing in it: its loader takes the library path as an option, not
+    as ``LD_LIBRARY_PATH``, and its embedded Python neither coerces the locale nor reads ``PYTHON*``.
     """
-    environment = dict(current)
-    if frozen:
-        for name in [name for name in environment if name.startswith("_PYI_") or name == "_MEIPASS2"]:
-            del environment[name]
-        original = environment.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is not None:
-            environment["LD_LIBRARY_PATH"] = original
-        else:
-            environment.pop("LD_LIBRARY_PATH", None)
-    environment.update(added)
-    return environment
+    return {**current, **added}

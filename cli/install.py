@@ -3,8 +3,9 @@
 In env mode the webhook wraps the application's command with ``/esi/bin/esi-cli exec --``; the
 application image need not have Python, so ``esi-init`` (``esi-cli fetch`` with ``ESI_BIN_DIR`` set)
 copies its own self-contained folder there first: the static launcher ``esi-cli`` and ``_internal/``, which
-holds the PyInstaller program with every library it loads (docs/images.md). Only a frozen build can do
-that: a pip-installed esi-cli needs its interpreter and cannot be copied alone.
+holds the embedded Python, the modules esi-cli imports and every library they load (docs/images.md).
+Only the self-contained build (which sets ``sys.frozen``) can do that: a pip-installed esi-cli needs its
+interpreter and cannot be copied alone.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ def install_self(bin_dir: str) -> str:
         )
     import shutil  # noqa: PLC0415 - only esi-init in env mode needs it
 
-    # The bootloader's home is _internal/; the folder to copy is the one above it, with the launcher.
-    source = os.path.dirname(os.path.abspath(sys._MEIPASS))  # type: ignore[attr-defined]
+    # The embedded interpreter is _internal/esi-cli; the folder to copy is the one above _internal/,
+    # with the launcher.
+    source = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
     try:
         os.makedirs(bin_dir, exist_ok=True)
         # Entry by entry rather than copytree(source, bin_dir): bin_dir is the volume's root, which

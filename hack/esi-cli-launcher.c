@@ -1,20 +1,20 @@
 /*
  * The entry point of the self-contained esi-cli: a static executable (built with musl-gcc) that runs
- * the PyInstaller program of the bundle through the bundle's own dynamic loader and C library, so that
- * esi-cli starts in any Linux image of the same architecture: no glibc, no zlib, no Python needed there
+ * the bundle's embedded Python through the bundle's own dynamic loader and C library, so that esi-cli
+ * starts in any Linux image of the same architecture: no glibc, no zlib, no Python needed there
  * (alpine, busybox, distroless/static, scratch). Nothing is extracted or written anywhere: the bundle
  * runs from a read-only volume as any uid.
  *
- * Layout (hack/build-esi-cli.sh):
+ * Layout (hack/esi_cli_bundle.py):
  *   esi-cli                       this launcher
- *   _internal/esi-cli             the PyInstaller program (bootloader + archive)
+ *   _internal/esi-cli             CPython embedded with a fixed configuration (hack/esi-cli-python.c)
+ *   _internal/lib/python3.X/      the compiled modules esi-cli imports
  *   _internal/LOADER              glibc's dynamic loader (ld-linux-x86-64.so.2 on x86_64)
- *   _internal/libc.so.6 ...       the C library and every other library the program loads
+ *   _internal/libc.so.6 ...       the C library, libpython and every other library the program loads
  *
  * It replaces itself with `LOADER --inhibit-cache --library-path DIR/_internal DIR/_internal/esi-cli
- * ARGS...`. The loader's option, unlike LD_LIBRARY_PATH, is not passed on to anything esi-cli runs; the
- * PyInstaller bootloader then restarts itself through the same loader (it finds it in /proc/self/exe)
- * with LD_LIBRARY_PATH set, which esi-cli exec removes again before it runs the application.
+ * ARGS...`. The loader's option, unlike LD_LIBRARY_PATH, is not passed on to anything esi-cli runs, so
+ * `esi-cli exec` hands the application exactly the environment the container gave esi-cli.
  */
 #include <errno.h>
 #include <limits.h>

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from images.common import ROOT, BuildError, cache_dir, run, say
 from images.containers import container_env, policy_args, working_containers
-from images.inputs import app_wheel, bundle_packages, dependency_wheels, esi_cli_bundle
+from images.inputs import app_wheel, bundle_packages, bundle_toolchain, dependency_wheels, esi_cli_bundle
 from images.rootfs import base_image, host_suite, rootfs
 
 IMAGES_DIR = ROOT / "images"
@@ -218,8 +218,6 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
         args = {"BUILDER": builder}
         buildah_build(env, IMAGES_DIR / "Containerfile.init", context, "esi-init", version=version, args=args)
         export(env, "esi-init", version, output)
-        toolchain = run([python, "-c", "import sys, PyInstaller; print('python', sys.version.split()[0]); "
-                         "print('pyinstaller', PyInstaller.__version__)"], capture=True)  # fmt: skip
         ca_line = next(
             line for line in builder_list.read_text().splitlines() if line.startswith("ca-certificates ")
         )
@@ -228,7 +226,7 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
             "esi-init",
             {"Debian packages of the libraries in /opt/esi-cli/_internal (from the build host)":
                  bundle_packages(bundle, python),
-             "Build toolchain of esi-cli": toolchain,
+             "Build toolchain of esi-cli": bundle_toolchain(python),
              "Debian packages (CA bundle at /usr/lib/ssl/cert.pem)": ca_line},
         )  # fmt: skip
 

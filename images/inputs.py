@@ -102,17 +102,25 @@ def app_wheel(cache: Path, python: str) -> Path:
     return folder
 
 
+def bundle_toolchain(python: str) -> str:
+    """What builds the self-contained esi-cli (hack/esi_cli_bundle.py): the Python whose standard library
+    and libpython it carries, the compiler of its embedded interpreter and musl's, of its launcher."""
+    version = run([python, "-c", "import sys; print(sys.version.split()[0])"], capture=True).strip()
+    gcc = run(["gcc", "-dumpfullversion"], capture=True).strip()
+    musl = run(["dpkg-query", "-W", "-f", "${Version}", "musl-tools"], capture=True).strip()
+    return f"python {version}\ngcc {gcc}\nmusl-tools {musl}\n"
+
+
 def esi_cli_bundle(cache: Path, python: str) -> Path:
     """The self-contained esi-cli (hack/build-esi-cli.sh), built when its inputs changed."""
     sources = [
         *(ROOT / "cli").glob("*.py"),
         ROOT / "hack" / "build-esi-cli.sh",
+        ROOT / "hack" / "esi_cli_bundle.py",
         ROOT / "hack" / "esi-cli-launcher.c",
+        ROOT / "hack" / "esi-cli-python.c",
     ]
-    toolchain = run(
-        [python, "-c", "import sys, PyInstaller; print(sys.version, PyInstaller.__version__)"], capture=True
-    )
-    key = digest(files_digest(sources), toolchain)
+    key = digest(files_digest(sources), bundle_toolchain(python))
     folder = cache / "esi-cli" / f"bundle-{key}"
     prune(folder)
     if (folder / "esi-cli").exists():
@@ -127,7 +135,7 @@ def esi_cli_bundle(cache: Path, python: str) -> Path:
 
 def bundle_packages(bundle: Path, python: str) -> str:
     """Where the bundle's shared libraries come from: a Debian package of the build host, or the build's
-    interpreter (libpython, which PyInstaller takes from the Python that ran it)."""
+    interpreter (libpython, which the bundle takes from the Python that built it)."""
     libpython = run(
         [python, "-c", "import os, sysconfig as s; print(os.path.realpath(os.path.join("
          "s.get_config_var('LIBDIR'), s.get_config_var('INSTSONAME'))))"],

@@ -86,6 +86,7 @@ def synthetic(**overrides: object) -> Measurements:
                 "store_reads_per_key_max": 12,
                 "tls_key": "rsa-2048",
                 "handshake_cpu_ms": 1.6,
+                "esi_cli": "self-contained",
                 "cli_cpu_ms_per_pod": 45.25,
             },
         },
@@ -160,6 +161,7 @@ def test_storm_and_pod_start_rows_are_in_the_table() -> None:
         "12",
         "rsa-2048",
         "1.600",
+        "self-contained",
         "45.2",
     ]
 

@@ -19,11 +19,14 @@ from tests.cli.helpers_stub_federation import StubFederation
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("esi-cli-build")]
 
+# The environment the child was started with: /proc/self/environ, because the child's own Python may
+# change os.environ at start-up (it sets LC_CTYPE when it coerces a missing locale).
 CHILD = """
 import json, os, sys
+with open("/proc/self/environ", "rb") as environ:
+    names = sorted(entry.split(b"=", 1)[0].decode() for entry in environ.read().split(b"\\0") if entry)
 with open(sys.argv[1], "w") as handle:
-    json.dump({"value": os.environ.get("SERVICE_A_TOKEN"), "frozen_vars": sorted(
-        name for name in os.environ if name.startswith(("_PYI", "LD_")))}, handle)
+    json.dump({"value": os.environ.get("SERVICE_A_TOKEN"), "names": names}, handle)
 """
 
 
@@ -69,6 +72,15 @@ def test_the_bundle_carries_its_c_library_and_a_static_launcher(bundle: Path) ->
     assert PT_INTERP not in program_header_types(launcher)  # static: needs no loader from the image
 
 
+def test_the_bundle_holds_compiled_modules_of_cli_and_the_standard_library_only(bundle: Path) -> None:
+    library = bundle / "_internal" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    top_level = {path.name.removesuffix(".pyc") for path in library.iterdir()}
+
+    assert {"cli", "ssl", "json", "argparse", "encodings", "lib-dynload"} <= top_level
+    assert not {"flask", "werkzeug", "jwt", "hvac", "federation", "webhook", "site-packages"} & top_level
+    assert not list(library.rglob("*.py"))  # sources stay out: the modules are compiled
+
+
 def test_the_bundle_fetches_files(
     bundle: Path, stub: StubFederation, connect_args: list[str], secrets_dir: Path
 ) -> None:
@@ -96,7 +108,9 @@ def test_the_bundle_execs_with_env_vars(
     child = json.loads(out.read_text())
     matches = child["value"] == stub_value(stub, "api-keys", "service-a-token")
     assert matches
-    assert child["frozen_vars"] == []  # the bundle's own loader settings do not leak into the app
+    # Nothing of the bundle's own start-up reaches the app: no LD_LIBRARY_PATH, and no LC_CTYPE, which
+    # `python` itself would set when it coerces a missing locale to C.UTF-8.
+    assert child["names"] == ["PATH", "SERVICE_A_TOKEN"]
 
 
 def test_the_bundle_installs_itself_into_the_bin_dir(

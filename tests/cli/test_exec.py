@@ -150,31 +150,16 @@ def test_a_signal_sent_to_esi_cli_reaches_the_application(
     assert process.wait(timeout=10) == 42
 
 
-def test_the_bundles_loader_state_is_removed_from_the_applications_environment() -> None:
-    current = {
-        "PATH": "/bin",
-        "LD_LIBRARY_PATH": "/esi/bin/_internal:/app/lib",
-        "LD_LIBRARY_PATH_ORIG": "/app/lib",
-        "_PYI_ARCHIVE_FILE": "/esi/bin/esi-cli",
-        "_PYI_PARENT_PROCESS_LEVEL": "1",
-    }
+def test_the_application_gets_the_containers_environment_plus_the_secrets() -> None:
+    current = {"LD_LIBRARY_PATH": "/app/lib", "LC_CTYPE": "C", "A": "old"}
 
-    assert app_environment(current, {"A": "1"}, frozen=True) == {
-        "PATH": "/bin",
+    assert app_environment(current, {"A": "new", "B": "2"}) == {
         "LD_LIBRARY_PATH": "/app/lib",
-        "A": "1",
-    }
-    assert app_environment({"LD_LIBRARY_PATH": "/esi/bin/_internal"}, {}, frozen=True) == {}
-
-
-def test_a_pip_installed_esi_cli_passes_its_environment_through_unchanged() -> None:
-    current = {"LD_LIBRARY_PATH": "/app/lib", "_PYI_X": "kept", "A": "old"}
-
-    assert app_environment(current, {"A": "new"}, frozen=False) == {
-        "LD_LIBRARY_PATH": "/app/lib",
-        "_PYI_X": "kept",
+        "LC_CTYPE": "C",
         "A": "new",
+        "B": "2",
     }
+    assert current["A"] == "old"
 
 
 def test_the_application_starts_with_default_signal_dispositions(

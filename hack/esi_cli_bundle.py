@@ -1,0 +1,198 @@
+"""Build the self-contained esi-cli folder: ``python -m hack.esi_cli_bundle OUTPUT_DIR``.
+
+``hack/build-esi-cli.sh`` is the documented command and calls this with the venv's Python. The folder
+runs in any Linux image of the same architecture, with no glibc, no zlib and no Python there
+(docs/images.md explains the layout and why):
+
+    esi-cli                          the static launcher (hack/esi-cli-launcher.c, musl-gcc -static)
+    _internal/esi-cli                CPython embedded with a fixed configuration (hack/esi-cli-python.c)
+    _internal/lib/python3.11/        the compiled modules esi-cli imports: cli/ and the standard library
+    _internal/lib/python3.11/lib-dynload/   their extension modules
+    _internal/*.so*                  libpython, OpenSSL, the C library, its loader, ...
+
+Only what ``cli`` can import is taken: ``modulefinder`` follows every import statement of ``cli/*.py``
+(those inside functions too) through the standard library. A module of ``cli`` that imports anything
+outside the standard library fails the build: esi-cli must not need a third-party package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import modulefinder
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER_SOURCE = ROOT / "hack" / "esi-cli-launcher.c"
+PROGRAM_SOURCE = ROOT / "hack" / "esi-cli-python.c"
+CONTENTS = "_internal"
+PROGRAM = "esi-cli"
+# Never imported by esi-cli, but reachable through rarely used corners of modules it imports (pydoc
+# through inspect's helpers, tkinter through turtle-style demos): they would only make the folder larger.
+EXCLUDED = ("tkinter", "unittest", "pydoc", "pydoc_data", "test", "idlelib", "lib2to3", "ensurepip",
+            "distutils", "decimal", "_pydecimal", "doctest", "pdb", "turtle", "turtledemo")  # fmt: skip
+# Whatever decodes bytes by encoding name (socket's IDNA host names, file names, the locale) looks
+# codecs up at run time, where no import statement shows it: every codec goes in.
+ALWAYS = ("encodings",)
+
+
+class BuildError(Exception):
+    """The bundle cannot be built; the message says what is missing."""
+
+
+def stdlib_paths() -> tuple[Path, Path]:
+    """The running interpreter's standard library and its extension-module folder."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    return stdlib, Path(sysconfig.get_config_var("DESTSHARED") or stdlib / "lib-dynload")
+
+
+def find_modules(cli_dir: Path, stdlib: Path, dynload: Path) -> dict[str, Path]:
+    """Module name -> file (``.py`` or extension ``.so``) of everything ``cli`` can import."""
+    finder = modulefinder.ModuleFinder(
+        path=[str(cli_dir.parent), str(stdlib), str(dynload)], excludes=EXCLUDED
+    )
+    for source in sorted(cli_dir.glob("*.py")):
+        finder.import_hook("cli" if source.stem == "__init__" else f"cli.{source.stem}")
+    for name in ALWAYS:
+        finder.import_hook(name)
+        for source in sorted((stdlib / name).glob("*.py")):
+            if source.stem != "__init__":
+                finder.import_hook(f"{name}.{source.stem}")
+    outside = sorted(
+        f"{name} (imported by {', '.join(sorted(importers))})"
+        for name, importers in finder.badmodules.items()
+        if any(importer == "cli" or importer.startswith("cli.") for importer in importers)
+        and not _is_submodule_name(name, finder.modules)
+    )
+    if outside:
+        raise BuildError("esi-cli imports modules the standard library does not have: " + "; ".join(outside))
+    return {name: Path(module.__file__) for name, module in finder.modules.items() if module.__file__}
+
+
+def _is_submodule_name(name: str, found: Iterable[str]) -> bool:
+    # `from os import path` is recorded as a missing module "os.path" although it is an attribute of os.
+    package = name.rpartition(".")[0]
+    return bool(package) and package in found
+
+
+def write_modules(modules: dict[str, Path], library: Path, dynload: Path) -> None:
+    """Compile every Python module into ``library`` (no sources) and copy extension modules."""
+    dynload.mkdir(parents=True, exist_ok=True)
+    for name, source in sorted(modules.items()):
+        if source.suffix == ".so":
+            shutil.copy2(source, dynload / source.name)
+            continue
+        if source.suffix != ".py":
+            continue
+        relative = Path(*name.split("."))
+        relative = relative / "__init__.py" if source.name == "__init__.py" else relative.with_suffix(".py")
+        target = (library / relative).with_suffix(".pyc")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Sourceless modules: Python loads them without looking for a .py, and never writes a cache.
+        py_compile.compile(str(source), str(target), dfile=str(relative), doraise=True)
+
+
+def compile_program(contents: Path, compiler: str, stdlib_name: str) -> Path:
+    """The embedded interpreter: hack/esi-cli-python.c linked against this Python's libpython."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        raise BuildError(f"{sys.executable} has no shared libpython (build Python with --enable-shared)")
+    program = contents / PROGRAM
+    library = sysconfig.get_config_var("LDLIBRARY") or ""
+    link_name = library.removeprefix("lib").split(".so")[0]
+    _run([compiler, "-O2", "-s", "-Wall", "-Wextra", "-Werror",
+          f"-I{sysconfig.get_config_var('INCLUDEPY')}", f'-DSTDLIB_NAME="{stdlib_name}"',
+          "-o", str(program), str(PROGRAM_SOURCE),
+          f"-L{sysconfig.get_config_var('LIBDIR')}", f"-l{link_name}"])  # fmt: skip
+    return program
+
+
+def copy_libraries(contents: Path, elf_files: Sequence[Path]) -> str:
+    """Copy every shared library the files load from outside the folder; return the loader's name."""
+    found: dict[str, Path] = {}
+    environment = {**os.environ, "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR"))}
+    for elf in elf_files:
+        listing = subprocess.run(
+            ["ldd", str(elf)], capture_output=True, text=True, env=environment, check=False
+        )
+        for line in listing.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("/"):
+                found.setdefault(parts[0], Path(parts[2]))
+            elif parts and parts[0].startswith("/") and "/ld-" in parts[0]:
+                found.setdefault(Path(parts[0]).name, Path(parts[0]))
+            elif len(parts) >= 3 and parts[2] == "not":
+                raise BuildError(f"{elf.name} needs {parts[0]}, which is not found on this machine")
+    loaders = [name for name in found if name.startswith("ld-")]
+    if not loaders:
+        raise BuildError(f"no dynamic loader found for {contents / PROGRAM}")
+    libc = found.get("libc.so.6")
+    # glibc loads libgcc_s itself, with dlopen, when a thread is cancelled: no ldd line names it.
+    if libc is not None and (libc.parent / "libgcc_s.so.1").exists():
+        found.setdefault("libgcc_s.so.1", libc.parent / "libgcc_s.so.1")
+    for name, path in sorted(found.items()):
+        shutil.copy2(path.resolve(), contents / name)
+    return loaders[0]
+
+
+def compile_launcher(bundle: Path, compiler: str, loader: str) -> None:
+    """The static launcher that runs ``_internal/esi-cli`` through the bundle's own loader."""
+    _run([compiler, "-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o", str(bundle / PROGRAM),
+          f'-DLOADER="{loader}"', str(LAUNCHER_SOURCE)])  # fmt: skip
+
+
+def build(output: Path, compiler: str, static_compiler: str) -> Path:
+    """Build the folder into ``output`` (replaced as a whole); return its executable."""
+    stdlib, dynload = stdlib_paths()
+    stdlib_name = stdlib.name
+    with tempfile.TemporaryDirectory(prefix="esi-cli-bundle-") as work:
+        bundle = Path(work) / "bundle"
+        contents = bundle / CONTENTS
+        library = contents / "lib" / stdlib_name
+        write_modules(find_modules(ROOT / "cli", stdlib, dynload), library, library / "lib-dynload")
+        program = compile_program(contents, compiler, stdlib_name)
+        extensions = sorted((library / "lib-dynload").glob("*.so"))
+        loader = copy_libraries(contents, [program, *extensions])
+        # The Python build's own files keep their symbols (libpython alone is 23 MB with them, 4 without).
+        _run(["strip", "--strip-unneeded", *map(str, extensions), *map(str, contents.glob("libpython*"))])
+        compile_launcher(bundle, static_compiler, loader)
+        _run([str(bundle / PROGRAM), "version"])
+        shutil.rmtree(output, ignore_errors=True)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(bundle), str(output))
+    return output / PROGRAM
+
+
+def _run(argv: Sequence[str]) -> None:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(
+            f"{argv[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-2000:]}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the folder named on the command line; exit 1 with the reason when it cannot be built."""
+    parser = argparse.ArgumentParser(prog="python -m hack.esi_cli_bundle", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("output", type=Path, help="the folder to create (replaced when it exists)")
+    parser.add_argument("--cc", default="gcc", help="compiler of the embedded interpreter (glibc)")
+    parser.add_argument("--cc-static", default="musl-gcc", help="compiler of the static launcher")
+    options = parser.parse_args(argv)
+    try:
+        executable = build(options.output.resolve(), options.cc, options.cc_static)
+    except BuildError as exc:
+        print(f"build-esi-cli: {exc}", file=sys.stderr)
+        return 1
+    print(f"build-esi-cli: {executable}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

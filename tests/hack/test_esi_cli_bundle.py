@@ -1,0 +1,47 @@
+"""hack/esi_cli_bundle.py: which modules the self-contained esi-cli takes, and what stops the build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hack.esi_cli_bundle import BuildError, find_modules, stdlib_paths, write_modules
+
+
+def _package(root: Path, modules: dict[str, str]) -> Path:
+    package = root / "cli"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, text in modules.items():
+        (package / f"{name}.py").write_text(text)
+    return package
+
+
+def test_imports_inside_functions_and_every_codec_are_taken(tmp_path: Path) -> None:
+    package = _package(tmp_path, {"main": "import json\n\ndef later():\n    import shutil\n"})
+
+    found = find_modules(package, *stdlib_paths())
+
+    assert {"cli", "cli.main", "json", "shutil", "encodings.idna", "encodings.utf_8"} <= set(found)
+    assert not {"tkinter", "unittest"} & set(found)
+
+
+def test_a_module_outside_the_standard_library_stops_the_build(tmp_path: Path) -> None:
+    package = _package(tmp_path, {"main": "import json\n", "client": "def get():\n    import requests\n"})
+
+    with pytest.raises(BuildError, match=r"requests \(imported by cli\.client\)"):
+        find_modules(package, *stdlib_paths())
+
+
+def test_modules_are_written_compiled_without_their_sources(tmp_path: Path) -> None:
+    package = _package(tmp_path, {"main": "import json\n"})
+    library = tmp_path / "lib"
+
+    write_modules(find_modules(package, *stdlib_paths()), library, library / "lib-dynload")
+
+    assert (library / "cli" / "main.pyc").is_file()
+    assert (library / "cli" / "__init__.pyc").is_file()
+    assert (library / "json" / "__init__.pyc").is_file()
+    assert not list(library.rglob("*.py"))
+    assert any(path.name.startswith("_json.") for path in (library / "lib-dynload").iterdir())
