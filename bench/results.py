@@ -278,6 +278,7 @@ def format_table(results: Mapping[str, Any]) -> str:
                 "reads/key",
                 "TLS key",
                 "handshake ms",
+                "esi-cli",
                 "esi-cli cpu ms",
             ),
             *(
@@ -291,6 +292,7 @@ def format_table(results: Mapping[str, Any]) -> str:
                     str(block["store_reads_per_key_max"]),
                     str(block.get("tls_key", "")),
                     f"{block.get('handshake_cpu_ms', 0.0):.3f}",
+                    str(block.get("esi_cli", "venv")),
                     f"{block.get('cli_cpu_ms_per_pod', 0.0):.1f}",
                 )
                 for name, block in results["storm"].items()

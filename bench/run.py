@@ -20,13 +20,14 @@ from typing import Any
 from bench import cli_bench, federation_bench, machine, manifests, webhook_bench
 from bench.chart_defaults import chart_defaults
 from bench.compare import LoadPlan, handshake_cost, summarize
-from bench.environment import REPO, Environment, create_environment
+from bench.environment import LOG_DIR, REPO, Environment, create_environment
 from bench.federation_bench import BURST
 from bench.loadgen import run_load
 from bench.profile import profile_servers
 from bench.results import Measurements, build_results, check_shape, format_table, write_results
 from bench.scrape import counter_sum
-from bench.storm import StormNumbers, StormPlan, run_storm, storm_server
+from bench.startup import ensure_bundle
+from bench.storm import PodProgram, StormNumbers, StormPlan, run_storm, storm_server
 from federation.settings import Settings
 
 RESULTS_FILE = REPO / "bench" / "results.json"
@@ -119,7 +120,8 @@ def _measure(work: Path, sizes: dict[str, Any], build_bundle: bool) -> Measureme
         jwks = _jwks(federation, sizes["jwks_top_up_s"])
         _step(f"federation: a burst of {BURST} identical concurrent requests, caching off")
         burst = federation_bench.measure_burst(federation)
-        storms, burst_default = _storms(env, federation, sizes["storm"])
+        program = _storm_program(env, build_bundle)
+        storms, burst_default = _storms(env, federation, sizes["storm"], program)
         _step(f"esi-cli: fetch vs python -c pass, {sizes['cli_runs']} runs each; bundle start-up")
         cli = cli_bench.run(env, federation, sizes["cli_runs"], build_bundle)
     return Measurements(
@@ -200,14 +202,24 @@ def _federation_handshakes(
     }
 
 
+def _storm_program(env: Environment, build_bundle: bool) -> PodProgram:
+    """The esi-cli of the esi-init image, which pods run; the venv's when it cannot be built."""
+    if build_bundle:
+        _step("esi-cli: the self-contained build the storm's pods run (built when its sources changed)")
+        executable, _ = ensure_bundle(REPO, LOG_DIR / "build-esi-cli.log")
+        if executable is not None:
+            return PodProgram(str(executable), "self-contained")
+    return PodProgram(env.program("esi-cli"), "venv")
+
+
 def _storms(
-    env: Environment, federation: federation_bench.Federation, plan: StormPlan
+    env: Environment, federation: federation_bench.Federation, plan: StormPlan, program: PodProgram
 ) -> tuple[dict[str, StormNumbers], federation_bench.BurstNumbers]:
     """Both storms, and the burst against the server with ``esi-federation serve``'s defaults."""
     storms: dict[str, StormNumbers] = {}
     _step(f"storm: {plan.pods} esi-cli processes in {plan.spread_s:g} s, esi-federation serve's defaults")
     with storm_server(env, federation, label="serve_defaults", key_type="ec-p256", serve_flags=()) as server:
-        storms["serve_defaults"] = run_storm(env, federation, server, plan)
+        storms["serve_defaults"] = run_storm(env, federation, server, plan, program)
         time.sleep(CACHE_PAUSE_S)
         _step(f"storm server: a burst of {BURST} identical concurrent requests, default settings")
         burst = federation_bench.measure_burst(federation, server.target)
@@ -220,7 +232,7 @@ def _storms(
         key_type=defaults.key_type,
         serve_flags=defaults.serve_flags,
     ) as server:
-        storms["chart_defaults"] = run_storm(env, federation, server, plan)
+        storms["chart_defaults"] = run_storm(env, federation, server, plan, program)
     return storms, burst
 
 

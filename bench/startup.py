@@ -120,16 +120,16 @@ def summarize_importtime(stderr: str, module: str, top: int = 8) -> dict[str, An
 
 
 def bundle_executable(dist: Path) -> Path:
-    """Where a PyInstaller build of esi-cli puts its executable: one folder, or one file."""
-    return dist / "esi-cli" / "esi-cli" if (dist / "esi-cli").is_dir() else dist / "esi-cli"
+    """Where ``hack/build-esi-cli.sh`` puts the self-contained esi-cli's launcher by default."""
+    return dist / "esi-cli" / "esi-cli"
 
 
 def ensure_bundle(repo: Path, log_file: Path) -> tuple[Path | None, str | None]:
     """The self-contained esi-cli, built with ``hack/build-esi-cli.sh`` if it is missing or older than
-    ``cli/``; ``(None, reason)`` when it cannot be had within ``BUILD_TIMEOUT_S``."""
+    ``cli/`` or the build's own files; ``(None, reason)`` when it cannot be had within ``BUILD_TIMEOUT_S``."""
     executable = bundle_executable(repo / "dist")
     script = repo / "hack" / "build-esi-cli.sh"
-    if executable.is_file() and not _older_than_sources(executable, repo / "cli"):
+    if executable.is_file() and not _older_than_sources(executable, _bundle_sources(repo)):
         return executable, None
     if not script.is_file():
         return None, "hack/build-esi-cli.sh does not exist yet, and there is no dist/esi-cli"
@@ -161,6 +161,12 @@ def _run_build(script: Path, repo: Path, log_file: Path) -> str | None:
     return None
 
 
-def _older_than_sources(executable: Path, sources: Path) -> bool:
+def _bundle_sources(repo: Path) -> list[Path]:
+    hack = repo / "hack"
+    build = [hack / "build-esi-cli.sh", hack / "esi_cli_bundle.py", *hack.glob("esi-cli-*.c")]
+    return [*(repo / "cli").rglob("*.py"), *(path for path in build if path.exists())]
+
+
+def _older_than_sources(executable: Path, sources: list[Path]) -> bool:
     built = executable.stat().st_mtime
-    return any(path.stat().st_mtime > built for path in sources.rglob("*.py"))
+    return any(path.stat().st_mtime > built for path in sources)

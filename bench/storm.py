@@ -2,8 +2,10 @@
 
 Every pod gets its own projected token (its own pod name, so no two requests carry the same token), its
 own output directory, and runs ``esi-cli fetch`` of the 3 secrets from the OpenBao store over a new TLS
-connection. The server runs with the default settings (rate limit and store cache included) of either
-``esi-federation serve`` or a default chart install. Measured: pods served per second, the time from each
+connection. The program is the self-contained esi-cli of the esi-init image (``hack/build-esi-cli.sh``),
+what pods run; the venv's console script when it cannot be built (``--quick``, no musl-gcc). The server
+runs with the default settings (rate limit and store cache included) of either ``esi-federation serve``
+or a default chart install. Measured: pods served per second, the time from each
 process's start to its exit after writing its files, errors (a non-zero exit or a file whose bytes differ
 from the store's), and the reads that reached OpenBao (its audit log, per key, and the server's metric).
 """
@@ -75,6 +77,8 @@ class StormNumbers:
     server_cpu_ms_per_pod: float
     # CPU of one esi-cli process (user + system), what the pods' nodes spend.
     cli_cpu_ms_per_pod: float
+    # Which esi-cli the pods ran: "self-contained" (the esi-init image's) or "venv".
+    cli: str
     handshake_cpu_ms: float
     error_samples: Sequence[str] = field(default_factory=tuple)
 
@@ -99,6 +103,7 @@ class StormNumbers:
             "merged_reads": self.merged_reads_metric,
             "server_cpu_ms_per_pod": round(self.server_cpu_ms_per_pod, 3),
             "cli_cpu_ms_per_pod": round(self.cli_cpu_ms_per_pod, 3),
+            "esi_cli": self.cli,
             "handshake_cpu_ms": round(self.handshake_cpu_ms, 3),
             "tls_key": self.key_type,
             "serve_flags": list(self.serve_flags),
@@ -137,14 +142,24 @@ def storm_server(
         process.stop()
 
 
-def run_storm(env: Environment, federation: Federation, server: StormServer, plan: StormPlan) -> StormNumbers:
-    """The handshake cost of ``server``, then ``plan.pods`` esi-cli processes against it."""
+@dataclass(frozen=True)
+class PodProgram:
+    """The esi-cli the pods run, and which one it is ("self-contained" or "venv")."""
+
+    path: str
+    kind: str
+
+
+def run_storm(
+    env: Environment, federation: Federation, server: StormServer, plan: StormPlan, program: PodProgram
+) -> StormNumbers:
+    """The handshake cost of ``server``, then ``plan.pods`` runs of ``program`` against it."""
     handshakes = handshake_cost(
         server.target, server.process.cpu_seconds, HANDSHAKE_CONNECTIONS, HANDSHAKE_SECONDS
     )
     pods_dir = env.work / f"storm-{server.label}"
     commands = _pod_commands(
-        env, federation, server.target, server.ca_file, pods_dir=pods_dir, pods=plan.pods
+        env, federation, server.target, server.ca_file, program.path, pods_dir=pods_dir, pods=plan.pods
     )
     keys = sorted({key for key, _ in manifests.REFERENCES})
     before, audit_before = scrape_of(server.target), _audit(federation, keys)
@@ -179,6 +194,7 @@ def run_storm(env: Environment, federation: Federation, server: StormServer, pla
         ),
         server_cpu_ms_per_pod=cpu * 1000 / plan.pods,
         cli_cpu_ms_per_pod=cli_cpu * 1000 / plan.pods,
+        cli=program.kind,
         handshake_cpu_ms=handshakes.server_cpu_ms_per_request,
         error_samples=samples,
     )
@@ -198,7 +214,14 @@ class _PodCommand:
 
 
 def _pod_commands(
-    env: Environment, federation: Federation, target: Target, ca_file: Path, *, pods_dir: Path, pods: int
+    env: Environment,
+    federation: Federation,
+    target: Target,
+    ca_file: Path,
+    program: str,
+    *,
+    pods_dir: Path,
+    pods: int,
 ) -> list[_PodCommand]:
     commands = []
     for index in range(pods):
@@ -222,7 +245,7 @@ def _pod_commands(
             "ESI_TOKEN_FILE": str(token_file),
             "ESI_STORE": manifests.OPENBAO_STORE,
         }
-        commands.append(_PodCommand((env.program("esi-cli"), "fetch"), variables, out_dir, pod_dir / "log"))
+        commands.append(_PodCommand((program, "fetch"), variables, out_dir, pod_dir / "log"))
     return commands
 
 
