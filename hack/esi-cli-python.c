@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #ifndef STDLIB_NAME
 #error "build with -DSTDLIB_NAME='\"python3.11\"' (the folder name of the bundle's standard library)"
@@ -58,6 +59,9 @@ int main(int argc, char **argv)
         return 127;
     }
     const char *contents = dirname(program);
+    /* The process is the loader running this program, so ps, top and pgrep would show it as
+     * "ld-linux-x86-64"; the name they show is the one set here. */
+    prctl(PR_SET_NAME, "esi-cli", 0, 0, 0);
 
     PyPreConfig preconfig;
     PyPreConfig_InitIsolatedConfig(&preconfig);

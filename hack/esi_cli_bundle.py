@@ -103,6 +103,9 @@ def compile_program(contents: Path, compiler: str, stdlib_name: str) -> Path:
     """The embedded interpreter: hack/esi-cli-python.c linked against this Python's libpython."""
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
         raise BuildError(f"{sys.executable} has no shared libpython (build Python with --enable-shared)")
+    headers = Path(sysconfig.get_config_var("INCLUDEPY") or "")
+    if not (headers / "Python.h").is_file():
+        raise BuildError(f"{sys.executable} has no C headers in {headers} (Debian: apt install python3-dev)")
     program = contents / PROGRAM
     library = sysconfig.get_config_var("LDLIBRARY") or ""
     link_name = library.removeprefix("lib").split(".so")[0]

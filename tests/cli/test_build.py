@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -79,6 +80,29 @@ def test_the_bundle_holds_compiled_modules_of_cli_and_the_standard_library_only(
     assert {"cli", "ssl", "json", "argparse", "encodings", "lib-dynload"} <= top_level
     assert not {"flask", "werkzeug", "jwt", "hvac", "federation", "webhook", "site-packages"} & top_level
     assert not list(library.rglob("*.py"))  # sources stay out: the modules are compiled
+
+
+def test_a_running_bundle_is_named_esi_cli_not_after_its_loader(
+    bundle: Path, token_file: Path, secrets_dir: Path
+) -> None:
+    # A server that accepts the connection and never answers holds esi-cli where ps would see it.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        process = subprocess.Popen(
+            [str(bundle / "esi-cli"), "fetch", "--server", f"https://127.0.0.1:{listener.getsockname()[1]}",
+             "--token-file", str(token_file), "--dir", str(secrets_dir), "--timeout", "30s",
+             "--file", "t=vault-prod:api-keys.service-a-token"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            listener.settimeout(30)
+            connection, _ = listener.accept()
+            with connection:
+                name = Path(f"/proc/{process.pid}/comm").read_text().strip()
+        finally:
+            process.kill()
+            process.wait()
+
+    assert name == "esi-cli"
 
 
 def test_the_bundle_fetches_files(
