@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import stat
 import subprocess
@@ -21,12 +20,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import requests
 import yaml
 
+from hack import interrupts
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
 from hack.openbao import OpenBao, make_tls
@@ -148,36 +147,38 @@ def federation_server(manifests: Path, work: Path) -> Iterator[tuple[str, Path]]
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     log_path = work / "federation.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(BIN / "esi-federation"),
-                "serve",
-                "--manifests",
-                str(manifests),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--tls-cert",
-                str(tls.cert_file),
-                "--tls-key",
-                str(tls.key_file),
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process: subprocess.Popen[bytes] | None = None
     try:
+        with log_path.open("wb") as log, interrupts.held():
+            process = subprocess.Popen(
+                [
+                    str(BIN / "esi-federation"),
+                    "serve",
+                    "--manifests",
+                    str(manifests),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--tls-cert",
+                    str(tls.cert_file),
+                    "--tls-key",
+                    str(tls.key_file),
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "4",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_ready(url + "/readyz", tls.ca_file, process)
         yield url, tls.ca_file
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def wait_ready(url: str, ca_file: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -391,20 +392,16 @@ class Walkthrough:
 
 @contextlib.contextmanager
 def _started(bao: OpenBao) -> Iterator[OpenBao]:
-    bao.start()
     try:
+        bao.start()
         yield bao
     finally:
         bao.stop()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     """Run the walkthrough; 0 when every step did what it promises."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupts.install()
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="esi-demo-") as work, contextlib.ExitStack() as running:

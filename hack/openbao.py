@@ -25,6 +25,7 @@ from pathlib import Path
 import hvac
 import requests
 
+from hack import interrupts
 from hack.certs import create_ca, write_tls_files
 
 START_TIMEOUT = 20.0
@@ -92,31 +93,30 @@ class OpenBao:
         """Start the server (again, on the same ports) and wait until it answers healthy."""
         config = self.directory / "config.hcl"
         config.write_text(self._config())
-        log = (self.directory / "bao.log").open("ab")
         # HOME is the test's folder: dev mode writes the root token to ~/.vault-token.
         env = {key: value for key, value in os.environ.items() if not key.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(self.directory)
-        self._process = subprocess.Popen(
-            [
-                bao_binary(),
-                "server",
-                "-dev",
-                f"-dev-listen-address=127.0.0.1:{self.port}",
-                f"-dev-root-token-id={self.root_token}",
-                f"-config={config}",
-                *([f"-dev-plugin-dir={self.plugin_dir}"] if self.plugin_dir is not None else []),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        log.close()
-        self._starts += 1
         try:
+            with (self.directory / "bao.log").open("ab") as log, interrupts.held():
+                self._process = subprocess.Popen(
+                    [
+                        bao_binary(),
+                        "server",
+                        "-dev",
+                        f"-dev-listen-address=127.0.0.1:{self.port}",
+                        f"-dev-root-token-id={self.root_token}",
+                        f"-config={config}",
+                        *([f"-dev-plugin-dir={self.plugin_dir}"] if self.plugin_dir is not None else []),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            self._starts += 1
             self._wait_healthy()
             self.wait_kv_ready("secret")
         except BaseException:
-            self.stop()  # a server that failed to come up is never left running
+            self.stop()  # a server that failed to come up (or was interrupted) is never left running
             raise
 
     def stop(self) -> None:
