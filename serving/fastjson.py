@@ -30,6 +30,12 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def canonical(value: Any) -> bytes:
+    """Compact JSON with sorted keys, so equal documents give equal bytes (a cache key); ``TypeError``
+    as :func:`dumps`."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 def log_line(entry: dict[str, Any]) -> str:
     """One log line: anything that is not JSON is written as its ``str``; a line is never lost."""
     try:

@@ -10,6 +10,7 @@ from webhook import annotations as notes
 from webhook.errors import BadReview, PodRejected
 from webhook.mutation import plan
 from webhook.patches import PatchOp
+from webhook.planned import NOTHING_KEPT, PlannedPatch, PlannedPatches
 from webhook.reviews import AdmissionRequest, AdmissionReview, respond
 from webhook.settings import Settings
 
@@ -27,8 +28,11 @@ class Decision:
     message: str | None = None
 
 
-def admit(request: AdmissionRequest, settings: Settings) -> Decision:
-    """Decide one AdmissionRequest. Raise :class:`BadReview` when its pod object is unreadable."""
+def admit(request: AdmissionRequest, settings: Settings, planned: PlannedPatches = NOTHING_KEPT) -> Decision:
+    """Decide one AdmissionRequest. Raise :class:`BadReview` when its pod object is unreadable.
+
+    ``planned`` (one per app, for these ``settings``) answers a pod object seen before with its patch.
+    """
     uid = request["uid"]
     pod = request.get("object")
     if not _is_pod_create(request):
@@ -43,14 +47,29 @@ def admit(request: AdmissionRequest, settings: Settings) -> Decision:
     pod_annotations = _annotations(pod)
     if notes.is_injected(pod_annotations):
         return Decision(respond(uid), "already_injected")
+    if not notes.opted_in(pod_annotations):
+        return Decision(respond(uid), "skipped")
+    return _inject(uid, pod, pod_annotations, settings, planned)
+
+
+def _inject(
+    uid: str,
+    pod: dict[str, Any],
+    pod_annotations: dict[str, Any],
+    settings: Settings,
+    planned: PlannedPatches,
+) -> Decision:
+    key = planned.key(pod)
+    found = planned.get(key) if key is not None else None
+    if found is not None:
+        return Decision(respond(uid, patch=found.encoded), "injected", patch=list(found.ops))
     try:
-        spec = notes.parse(pod_annotations)
-        if spec is None:
-            return Decision(respond(uid), "skipped")
-        ops = plan(pod, spec, settings)
+        ops = plan(pod, notes.parse_opted_in(pod_annotations), settings)
         patch = _encoded(ops)
     except PodRejected as exc:
         return Decision(respond(uid, refusal=str(exc)), "rejected", message=str(exc))
+    if key is not None:
+        planned.put(key, PlannedPatch(patch, tuple(ops)))
     return Decision(respond(uid, patch=patch), "injected", patch=ops)
 
 

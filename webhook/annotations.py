@@ -90,6 +90,11 @@ class InjectionSpec:
         return bool(self.env)
 
 
+def opted_in(annotations: Mapping[str, object]) -> bool:
+    """True when the pod asks for injection: :func:`parse` gives a spec or a refusal, never ``None``."""
+    return annotations.get(INJECT) == "true"
+
+
 def is_injected(annotations: Mapping[str, str]) -> bool:
     """True when the webhook has already mutated the pod."""
     return annotations.get(STATUS) == STATUS_INJECTED
@@ -100,8 +105,13 @@ def parse(annotations: Mapping[str, object]) -> InjectionSpec | None:
 
     Raise :class:`PodRejected` naming the annotation when one is unknown or malformed.
     """
-    if annotations.get(INJECT) != "true":
+    if not opted_in(annotations):
         return None
+    return parse_opted_in(annotations)
+
+
+def parse_opted_in(annotations: Mapping[str, object]) -> InjectionSpec:
+    """What a pod that opted in (:func:`opted_in`) asks for; raise :class:`PodRejected` as :func:`parse`."""
     ours = tuple(sorted((key, value) for key, value in annotations.items() if key.startswith(PREFIX)))
     for key, value in ours:
         if not isinstance(value, str):

@@ -47,7 +47,7 @@ def mutate() -> Response:
     except RequestEntityTooLarge as exc:
         raise PayloadTooLarge(f"body over {state.settings.max_body_bytes} bytes") from exc
     admission_request = reviews.decode(body)
-    decision = admit(admission_request, state.settings)
+    decision = admit(admission_request, state.settings, state.planned)
     elapsed = time.perf_counter() - started
     state.metrics.observe(decision.result, elapsed)
     _log_decision(admission_request, decision, elapsed)

@@ -13,6 +13,7 @@ from flask import Flask
 
 from webhook import api, logs
 from webhook.metrics import WebhookMetrics
+from webhook.planned import PlannedPatches
 from webhook.settings import Settings
 
 EXTENSION = "esi_webhook"
@@ -20,10 +21,11 @@ EXTENSION = "esi_webhook"
 
 @dataclass(frozen=True)
 class WebhookState:
-    """What the routes share: the validated settings and this app's metrics."""
+    """What the routes share: the validated settings, this app's metrics and the patches it planned."""
 
     settings: Settings
     metrics: WebhookMetrics
+    planned: PlannedPatches
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -36,6 +38,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         logs.configure(log_level_from_environment(os.environ))
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions[EXTENSION] = WebhookState(settings, WebhookMetrics.create())
+    app.extensions[EXTENSION] = WebhookState(settings, WebhookMetrics.create(), PlannedPatches())
     api.register(app)
     return app
