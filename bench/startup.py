@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hack.esi_cli_bundle import build_inputs
+
 RUN_TIMEOUT_S = 60.0
 BUILD_TIMEOUT_S = 120.0
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
@@ -129,7 +131,7 @@ def ensure_bundle(repo: Path, log_file: Path) -> tuple[Path | None, str | None]:
     ``cli/`` or the build's own files; ``(None, reason)`` when it cannot be had within ``BUILD_TIMEOUT_S``."""
     executable = bundle_executable(repo / "dist")
     script = repo / "hack" / "build-esi-cli.sh"
-    if executable.is_file() and not _older_than_sources(executable, _bundle_sources(repo)):
+    if executable.is_file() and not _older_than_sources(executable, build_inputs(repo)):
         return executable, None
     if not script.is_file():
         return None, "hack/build-esi-cli.sh does not exist yet, and there is no dist/esi-cli"
@@ -161,12 +163,6 @@ def _run_build(script: Path, repo: Path, log_file: Path) -> str | None:
     return None
 
 
-def _bundle_sources(repo: Path) -> list[Path]:
-    hack = repo / "hack"
-    build = [hack / "build-esi-cli.sh", hack / "esi_cli_bundle.py", *hack.glob("esi-cli-*.c")]
-    return [*(repo / "cli").rglob("*.py"), *(path for path in build if path.exists())]
-
-
-def _older_than_sources(executable: Path, sources: list[Path]) -> bool:
+def _older_than_sources(executable: Path, sources: Sequence[Path]) -> bool:
     built = executable.stat().st_mtime
     return any(path.stat().st_mtime > built for path in sources)

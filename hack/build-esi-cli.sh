@@ -33,6 +33,4 @@ command -v "${cc_static}" >/dev/null || {
 }
 
 cd "${root}"
-"${python}" -m hack.esi_cli_bundle --cc-static "${cc_static}" "${output}"
-"${output}/esi-cli" version
-echo "build-esi-cli: ${output}/esi-cli ($(du -sh "${output}" | cut -f1))"
+exec "${python}" -m hack.esi_cli_bundle --cc-static "${cc_static}" "${output}"

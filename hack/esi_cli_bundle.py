@@ -26,7 +26,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,13 @@ ALWAYS = ("encodings",)
 
 class BuildError(Exception):
     """The bundle cannot be built; the message says what is missing."""
+
+
+def build_inputs(root: Path = ROOT) -> list[Path]:
+    """The files a bundle is built from, besides the toolchain: when one changes, the bundle is stale."""
+    hack = root / "hack"
+    build = ("build-esi-cli.sh", "esi_cli_bundle.py", LAUNCHER_SOURCE.name, PROGRAM_SOURCE.name)
+    return [*sorted((root / "cli").glob("*.py")), *(hack / name for name in build)]
 
 
 def stdlib_paths() -> tuple[Path, Path]:
@@ -110,7 +117,7 @@ def compile_program(contents: Path, compiler: str, stdlib_name: str) -> Path:
     library = sysconfig.get_config_var("LDLIBRARY") or ""
     link_name = library.removeprefix("lib").split(".so")[0]
     _run([compiler, "-O2", "-s", "-Wall", "-Wextra", "-Werror",
-          f"-I{sysconfig.get_config_var('INCLUDEPY')}", f'-DSTDLIB_NAME="{stdlib_name}"',
+          f"-I{headers}", f'-DSTDLIB_NAME="{stdlib_name}"',
           "-o", str(program), str(PROGRAM_SOURCE),
           f"-L{sysconfig.get_config_var('LIBDIR')}", f"-l{link_name}"])  # fmt: skip
     return program
@@ -121,10 +128,7 @@ def copy_libraries(contents: Path, elf_files: Sequence[Path]) -> str:
     found: dict[str, Path] = {}
     environment = {**os.environ, "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR"))}
     for elf in elf_files:
-        listing = subprocess.run(
-            ["ldd", str(elf)], capture_output=True, text=True, env=environment, check=False
-        )
-        for line in listing.stdout.splitlines():
+        for line in _run(["ldd", str(elf)], environment, check=False).splitlines():
             parts = line.split()
             if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("/"):
                 found.setdefault(parts[0], Path(parts[2]))
@@ -162,22 +166,27 @@ def build(output: Path, compiler: str, static_compiler: str) -> Path:
         program = compile_program(contents, compiler, stdlib_name)
         extensions = sorted((library / "lib-dynload").glob("*.so"))
         loader = copy_libraries(contents, [program, *extensions])
-        # The Python build's own files keep their symbols (libpython alone is 23 MB with them, 4 without).
+        # The Python build's own files come with their symbols: libpython is 23 MB with them, 4 without.
         _run(["strip", "--strip-unneeded", *map(str, extensions), *map(str, contents.glob("libpython*"))])
         compile_launcher(bundle, static_compiler, loader)
-        _run([str(bundle / PROGRAM), "version"])
+        _run([str(bundle / PROGRAM), "version"])  # the folder works before it replaces anything
         shutil.rmtree(output, ignore_errors=True)
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(bundle), str(output))
     return output / PROGRAM
 
 
-def _run(argv: Sequence[str]) -> None:
-    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+def _run(argv: Sequence[str], env: Mapping[str, str] | None = None, *, check: bool = True) -> str:
+    """Run a tool of the build; its output. A missing tool, or a failure when ``check``, is a BuildError."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, env=env, check=False)
+    except FileNotFoundError:
+        raise BuildError(f"{argv[0]} not found (hack/system-deps.sh installs the build's tools)") from None
+    if check and done.returncode != 0:
         raise BuildError(
             f"{argv[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-2000:]}"
         )
+    return done.stdout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildError as exc:
         print(f"build-esi-cli: {exc}", file=sys.stderr)
         return 1
-    print(f"build-esi-cli: {executable}")
+    size = sum(path.stat().st_size for path in executable.parent.rglob("*") if path.is_file())
+    print(f"build-esi-cli: {executable} ({size / 2**20:.0f} MiB)")
     return 0
 
 

@@ -209,7 +209,8 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
                 )  # fmt: skip
 
     if "esi-init" in names:
-        bundle = esi_cli_bundle(cache, python)
+        toolchain = bundle_toolchain(python)
+        bundle = esi_cli_bundle(cache, python, toolchain)
         context = stage_context(
             cache,
             {"esi-cli": bundle, "passwd": IMAGES_DIR / "passwd", "group": IMAGES_DIR / "group"},
@@ -226,7 +227,7 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
             "esi-init",
             {"Debian packages of the libraries in /opt/esi-cli/_internal (from the build host)":
                  bundle_packages(bundle, python),
-             "Build toolchain of esi-cli": bundle_toolchain(python),
+             "Build toolchain of esi-cli": toolchain,
              "Debian packages (CA bundle at /usr/lib/ssl/cert.pem)": ca_line},
         )  # fmt: skip
 

@@ -10,6 +10,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+from hack.esi_cli_bundle import build_inputs
 from images.common import ROOT, digest, files_digest, prune, run, say
 
 
@@ -111,16 +112,10 @@ def bundle_toolchain(python: str) -> str:
     return f"python {version}\ngcc {gcc}\nmusl-tools {musl}\n"
 
 
-def esi_cli_bundle(cache: Path, python: str) -> Path:
-    """The self-contained esi-cli (hack/build-esi-cli.sh), built when its inputs changed."""
-    sources = [
-        *(ROOT / "cli").glob("*.py"),
-        ROOT / "hack" / "build-esi-cli.sh",
-        ROOT / "hack" / "esi_cli_bundle.py",
-        ROOT / "hack" / "esi-cli-launcher.c",
-        ROOT / "hack" / "esi-cli-python.c",
-    ]
-    key = digest(files_digest(sources), bundle_toolchain(python))
+def esi_cli_bundle(cache: Path, python: str, toolchain: str) -> Path:
+    """The self-contained esi-cli (hack/build-esi-cli.sh), built when its inputs or ``toolchain``
+    (:func:`bundle_toolchain`) changed."""
+    key = digest(files_digest(build_inputs(ROOT)), toolchain)
     folder = cache / "esi-cli" / f"bundle-{key}"
     prune(folder)
     if (folder / "esi-cli").exists():

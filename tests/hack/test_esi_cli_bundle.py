@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from hack.esi_cli_bundle import BuildError, find_modules, stdlib_paths, write_modules
+from hack.esi_cli_bundle import (
+    BuildError,
+    build_inputs,
+    compile_launcher,
+    find_modules,
+    stdlib_paths,
+    write_modules,
+)
 
 
 def _package(root: Path, modules: dict[str, str]) -> Path:
@@ -45,3 +52,15 @@ def test_modules_are_written_compiled_without_their_sources(tmp_path: Path) -> N
     assert (library / "json" / "__init__.pyc").is_file()
     assert not list(library.rglob("*.py"))
     assert any(path.name.startswith("_json.") for path in (library / "lib-dynload").iterdir())
+
+
+def test_a_missing_build_tool_is_named_not_a_traceback() -> None:
+    with pytest.raises(BuildError, match="esi-no-such-compiler not found"):
+        compile_launcher(Path("/nonexistent"), "esi-no-such-compiler", "ld-linux-x86-64.so.2")
+
+
+def test_the_inputs_of_a_bundle_are_cli_and_the_build_files_all_present() -> None:
+    inputs = build_inputs()
+
+    assert all(path.is_file() for path in inputs)
+    assert {path.name for path in inputs} >= {"main.py", "build-esi-cli.sh", "esi-cli-python.c"}
