@@ -9,7 +9,9 @@ by ``Content-Length``, chunked encoding, or the end of the connection) and refus
 
 from __future__ import annotations
 
+import io
 import socket
+import time
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -53,42 +55,54 @@ def exchange(
 ) -> Response:
     """Connect to ``host:port`` over TLS (verified by ``context``), send ``request``, read the answer.
 
-    ``timeout`` bounds the whole exchange, not each read: a watchdog shuts the socket down when it is
-    spent, so a server that drips its handshake or its answer cannot hold the call longer. Raises
+    ``timeout`` bounds the whole exchange, not each read: every step may wait only for what is left of
+    it, so a server that drips its handshake or its answer cannot hold the call longer. Raises
     ``OSError`` (``ssl.SSLError`` included, ``TimeoutError`` when the time is spent) for network and TLS
     failures, ``ProtocolError`` for a malformed answer, ``TooLargeError``.
     """
-    import contextlib  # noqa: PLC0415 - deferred with the rest of the request code
-    import threading  # noqa: PLC0415
-
+    deadline = time.monotonic() + timeout
     with socket.create_connection((host, port), timeout=timeout) as raw:
         tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
-        spent = threading.Event()
-
-        def cut() -> None:
-            spent.set()
-            # The plain socket's shutdown: the TLS one would tear down state a reading thread uses.
-            with contextlib.suppress(OSError):  # already closed: nothing left to cut
-                socket.socket.shutdown(tls, socket.SHUT_RDWR)
-
-        watchdog = threading.Timer(timeout, cut)
-        watchdog.daemon = True
-        watchdog.start()
         try:
+            # The ssl module bounds a whole handshake, and a whole write, by the socket's timeout.
+            tls.settimeout(_left(deadline, timeout))
             tls.do_handshake()
+            tls.settimeout(_left(deadline, timeout))
             tls.sendall(request)
-            with tls.makefile("rb") as reader:
-                response = read_response(reader, max_body)
-        except (OSError, ProtocolError) as exc:
-            if spent.is_set():
-                raise TimeoutError(f"no complete answer within {timeout:g}s") from exc
-            raise
+            return read_response(io.BufferedReader(_DeadlineReader(tls, deadline, timeout)), max_body)
+        except TimeoutError:
+            raise TimeoutError(f"no complete answer within {timeout:g}s") from None
         finally:
-            watchdog.cancel()
             tls.close()
-        if spent.is_set():
-            raise TimeoutError(f"no complete answer within {timeout:g}s")
-        return response
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The TLS socket as a raw stream whose every read waits only for what is left until ``deadline``.
+
+    A socket timeout alone applies to each read, and a buffered ``readline`` makes as many reads as
+    the server sends pieces; this is what keeps a dripping answer within the exchange's timeout.
+    """
+
+    def __init__(self, tls: ssl.SSLSocket, deadline: float, timeout: float) -> None:
+        super().__init__()
+        self._tls = tls
+        self._deadline = deadline
+        self._timeout = timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # BufferedReader passes one
+        self._tls.settimeout(_left(self._deadline, self._timeout))
+        return self._tls.recv_into(buffer)
+
+
+def _left(deadline: float, timeout: float) -> float:
+    """Seconds left until ``deadline``; ``TimeoutError`` when none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"no complete answer within {timeout:g}s")
+    return left
 
 
 def build_request(

@@ -461,3 +461,17 @@ def test_timeout_is_a_deadline_for_the_whole_run_against_a_dripping_server(
     assert result.exit_code == 5
     assert elapsed < 3.5
     assert "within --timeout 2s" in result.stderr
+
+
+def test_timeout_is_a_deadline_for_a_server_that_never_finishes_the_handshake(
+    run_cli: RunCli, connect_args: list[str]
+) -> None:
+    # It accepts the connection and then says nothing: only the deadline can end the attempts.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        arguments = [*connect_args, "--server", f"https://127.0.0.1:{port}", "--timeout", "1s"]
+        result = run_cli("fetch", *arguments, "--file", "t=vault-prod:api-keys")
+
+    assert result.exit_code == 5
+    assert "within --timeout 1s" in result.stderr
+    assert "no complete answer within" in result.stderr
