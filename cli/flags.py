@@ -94,3 +94,10 @@ INSTALL = (
 )
 ALL = CONNECTION + SECRETS + INSTALL
 BY_DEST = {option.dest: option for option in ALL}
+# The options each command takes, in the order --help lists them.
+COMMANDS: dict[str, tuple[tuple[Option, ...], ...]] = {
+    "fetch": (CONNECTION, SECRETS, INSTALL),
+    "exec": (CONNECTION, SECRETS),
+    "whoami": (CONNECTION,),
+    "version": (),
+}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.errors import UsageError
-from cli.main import build_parser
+from cli.parser import build_parser
 from cli.refs import LINE_BREAKS, ReferenceError, join_lines, parse_ref, split_lines
 from cli.settings import load_secrets
 from webhook import annotations

@@ -13,7 +13,7 @@ import pytest
 
 from cli.client import FederationClient
 from cli.commands import refresh_files
-from cli.main import build_parser
+from cli.parser import build_parser
 from cli.settings import load_connection, load_secrets
 from tests.cli.helpers_run import ESI_CLI, Run
 from tests.cli.helpers_stub_federation import StubFederation

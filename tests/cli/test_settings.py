@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cli.errors import UsageError
-from cli.main import build_parser, split_command
+from cli.main import split_command
+from cli.parser import build_parser
 from cli.refs import SecretRef
 from cli.settings import ENV_VARS, load_connection, load_secrets, parse_file_mode, parse_server_url
 from tests.cli.helpers_run import RunCli

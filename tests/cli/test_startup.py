@@ -13,7 +13,10 @@ from tests.cli.helpers_stub_federation import StubFederation
 # The server side's libraries: none may load in esi-cli, not even indirectly.
 FORBIDDEN = {"flask", "werkzeug", "hvac", "jwt", "kubernetes", "cryptography", "requests", "yaml", "urllib3"}
 # Standard-library modules that cost milliseconds and that esi-cli avoids or loads only when needed.
-AVOIDED = {"dataclasses", "inspect", "typing", "logging", "shutil", "tempfile", "http", "email", "urllib3"}
+AVOIDED = {"dataclasses", "inspect", "typing", "logging", "shutil", "tempfile", "http", "email", "urllib3",
+           "threading"}  # fmt: skip
+# Loaded only for --help, usage errors and the rarer command-line forms (cli/arguments.py).
+PARSER = {"argparse", "gettext", "locale"}
 # Loaded only once a request is made.
 NETWORK = {"ssl", "socket"}
 
@@ -44,13 +47,14 @@ def test_importing_cli_main_loads_no_heavy_module() -> None:
     assert loaded & FORBIDDEN == set()
     assert loaded & AVOIDED == set()
     assert loaded & NETWORK == set()
+    assert loaded & PARSER == set()
 
 
 def test_esi_cli_version_loads_no_heavy_module() -> None:
     loaded = imported_after_site([str(ESI_CLI), "version"])
 
     assert "cli" in loaded
-    assert loaded & (FORBIDDEN | AVOIDED | NETWORK) == set()
+    assert loaded & (FORBIDDEN | AVOIDED | NETWORK | PARSER) == set()
 
 
 def test_a_whole_fetch_loads_only_the_standard_library_it_needs(
@@ -61,7 +65,13 @@ def test_a_whole_fetch_loads_only_the_standard_library_it_needs(
     )
 
     assert {"ssl", "socket", "json"} <= loaded
-    assert loaded & (FORBIDDEN | AVOIDED) == set()
+    assert loaded & (FORBIDDEN | AVOIDED | PARSER) == set()
+
+
+def test_help_comes_from_argparse() -> None:
+    loaded = imported_after_site([str(ESI_CLI), "fetch", "--help"])
+
+    assert "argparse" in loaded
 
 
 def test_the_cli_package_imports_only_the_standard_library() -> None:
