@@ -12,6 +12,7 @@ process: ``fetch`` generates its ``--file`` ones once (never again on refresh) a
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sys
@@ -78,6 +79,9 @@ def refresh_files(
     files = [binding for binding in secrets.files if binding.ref.generator is None]
     if not files:
         log.info("refresh-idle", "every file holds a generated value, which is never refreshed")
+    # The self-contained esi-cli starts with the cycle collector off (a one-shot run exits before its
+    # garbage matters, hack/esi-cli-python.c); a process that keeps running collects again.
+    gc.enable()
     done = 0
     while files and (rounds is None or done < rounds):
         sleep(interval)

@@ -27,8 +27,12 @@
 #endif
 
 /* The entry point, as the console script `esi-cli = "cli.main:main"`; `sys.frozen` tells cli.install
- * and cli.exec that this is the self-contained build. */
-static const wchar_t ENTRY[] = L"import sys; sys.frozen = True; from cli.main import main; sys.exit(main())";
+ * and cli.exec that this is the self-contained build. The cycle collector starts off: imports make
+ * tens of thousands of objects and it would walk them again and again (about 5% of a pod's fetch),
+ * while a one-shot run exits before its garbage matters; `fetch --refresh-interval`, which keeps
+ * running, turns it back on (cli/commands.py). */
+static const wchar_t ENTRY[] =
+    L"import gc; gc.disable(); import sys; sys.frozen = True; from cli.main import main; sys.exit(main())";
 
 static int fail(const char *what, PyStatus status)
 {
