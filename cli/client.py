@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from urllib.parse import urlsplit
 
 from cli import __version__, log
 from cli.errors import CliError, UnavailableError, UsageError, error_for_status
+from cli.serverurl import split_server_url
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class FederationClient:
         from cli import http11  # noqa: PLC0415
 
         base = self.connection.server
-        server = urlsplit(base)
+        server = split_server_url(base)
         headers = {
             "Authorization": f"Bearer {self._token()}",
             "Accept": "application/json, application/problem+json",
@@ -133,11 +133,11 @@ class FederationClient:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        request = http11.build_request(method, server.netloc, server.path.rstrip("/") + path, headers, body)
+        request = http11.build_request(method, server.netloc, server.path + path, headers, body)
         try:
             response = http11.exchange(
-                server.hostname or "",
-                server.port or 443,
+                server.host,
+                server.port,
                 request,
                 timeout=timeout,
                 context=self._tls_context(),

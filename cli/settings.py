@@ -8,7 +8,6 @@ the run with exit code 2 and a message naming it. Plain slotted classes instead 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
 from cli import environment, flags
 from cli.durations import parse_duration
@@ -16,6 +15,7 @@ from cli.errors import UsageError
 from cli.flags import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from cli.options import OptionError
 from cli.refs import ReferenceError, SecretRef, parse_ref
+from cli.serverurl import parse_server_url
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -162,20 +162,6 @@ def load_secrets(values: Mapping[str, object], environ: Mapping[str, str]) -> Se
         bin_dir=option(values, environ, "bin_dir"),
         directory=os.path.abspath(directory),
     )
-
-
-def parse_server_url(text: str) -> str:
-    """Return the server URL without a trailing slash; only ``https://`` with a host is accepted."""
-    parts = urlsplit(text.strip())
-    if parts.scheme != "https" or not parts.hostname:
-        raise UsageError(f"server URL {text!r} must be https://HOST[:PORT][/PATH]")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise UsageError(f"server URL {text!r} must not carry credentials, a query or a fragment")
-    try:
-        parts.port  # noqa: B018 - reading it validates it
-    except ValueError:
-        raise UsageError(f"server URL {text!r} has an invalid port") from None
-    return text.strip().rstrip("/")
 
 
 def parse_file_mode(text: str) -> int:

@@ -13,8 +13,8 @@ from tests.cli.helpers_stub_federation import StubFederation
 # The server side's libraries: none may load in esi-cli, not even indirectly.
 FORBIDDEN = {"flask", "werkzeug", "hvac", "jwt", "kubernetes", "cryptography", "requests", "yaml", "urllib3"}
 # Standard-library modules that cost milliseconds and that esi-cli avoids or loads only when needed.
-AVOIDED = {"dataclasses", "inspect", "typing", "logging", "shutil", "tempfile", "http", "email", "urllib3",
-           "threading"}  # fmt: skip
+AVOIDED = {"dataclasses", "inspect", "typing", "logging", "shutil", "tempfile", "http", "email", "urllib",
+           "urllib3", "ipaddress", "threading"}  # fmt: skip
 # Loaded only for --help, usage errors and the rarer command-line forms (cli/arguments.py).
 PARSER = {"argparse", "gettext", "locale"}
 # Loaded only once a request is made.
