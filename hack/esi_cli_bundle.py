@@ -1,14 +1,15 @@
 """Build the self-contained esi-cli folder: ``python -m hack.esi_cli_bundle OUTPUT_DIR``.
 
-``hack/build-esi-cli.sh`` is the documented command and calls this with the venv's Python. The folder
-runs in any Linux image of the same architecture, with no glibc, no zlib and no Python there
-(docs/images.md explains the layout and why):
+``hack/build-esi-cli.sh`` is the documented command. The bundled Python is Debian's ``python3`` where it
+exists (``--python`` chooses another), and the build runs under it. The folder runs in any Linux image
+of the same architecture, with no glibc, no zlib and no Python there (docs/images.md explains the
+layout and why):
 
     esi-cli                          the static launcher (hack/esi-cli-launcher.c, musl-gcc -static)
     _internal/esi-cli                CPython embedded with a fixed configuration (hack/esi-cli-python.c)
     _internal/lib/python3.11/        the compiled modules esi-cli imports: cli/ and the standard library
     _internal/lib/python3.11/lib-dynload/   their extension modules
-    _internal/*.so*                  libpython, OpenSSL, the C library, its loader, ...
+    _internal/*.so*                  OpenSSL, the C library, its loader, ... (libpython when not linked in)
 
 Only what ``cli`` can import is taken: ``modulefinder`` follows every import statement of ``cli/*.py``
 (those inside functions too) through the standard library. A module of ``cli`` that imports anything
@@ -21,6 +22,7 @@ import argparse
 import modulefinder
 import os
 import py_compile
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,8 +45,18 @@ EXCLUDED = ("tkinter", "unittest", "pydoc", "pydoc_data", "test", "idlelib", "li
 ALWAYS = ("encodings",)
 
 
+# Debian's python3 is built with PGO and LTO and (with python3-dev) ships a static libpython: the
+# bundle built from it is the cheapest to start (docs/performance.md). Elsewhere: the running Python.
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
 class BuildError(Exception):
     """The bundle cannot be built; the message says what is missing."""
+
+
+def default_python() -> str:
+    """The Python whose standard library and libpython the bundle carries, unless ``--python`` says."""
+    return str(DEBIAN_PYTHON) if DEBIAN_PYTHON.is_file() else sys.executable
 
 
 def build_inputs(root: Path = ROOT) -> list[Path]:
@@ -107,20 +119,35 @@ def write_modules(modules: dict[str, Path], library: Path, dynload: Path) -> Non
 
 
 def compile_program(contents: Path, compiler: str, stdlib_name: str) -> Path:
-    """The embedded interpreter: hack/esi-cli-python.c linked against this Python's libpython."""
-    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        raise BuildError(f"{sys.executable} has no shared libpython (build Python with --enable-shared)")
+    """The embedded interpreter: hack/esi-cli-python.c linked with this Python's libpython."""
     headers = Path(sysconfig.get_config_var("INCLUDEPY") or "")
     if not (headers / "Python.h").is_file():
         raise BuildError(f"{sys.executable} has no C headers in {headers} (Debian: apt install python3-dev)")
     program = contents / PROGRAM
-    library = sysconfig.get_config_var("LDLIBRARY") or ""
-    link_name = library.removeprefix("lib").split(".so")[0]
     _run([compiler, "-O2", "-s", "-Wall", "-Wextra", "-Werror",
           f"-I{headers}", f'-DSTDLIB_NAME="{stdlib_name}"',
           "-o", str(program), str(PROGRAM_SOURCE),
-          f"-L{sysconfig.get_config_var('LIBDIR')}", f"-l{link_name}"])  # fmt: skip
+          *libpython_link_arguments(sysconfig.get_config_vars())])  # fmt: skip
     return program
+
+
+def libpython_link_arguments(config: Mapping[str, object]) -> list[str]:
+    """How to link libpython, from a Python build's ``sysconfig`` variables.
+
+    The static library when the build has one (Debian's python3-dev): linked into a program that is
+    not position-independent, it needs no symbol relocations at start and no PLT or GOT indirection
+    in the interpreter loop. Under a rollout storm that made each esi-cli ~20% cheaper than with a
+    shared libpython (docs/performance.md). Extension modules find the C API in the program itself
+    (``-export-dynamic``). Otherwise the shared library, which the folder then carries.
+    """
+    static = Path(str(config.get("LIBPL") or ""), str(config.get("LIBRARY") or ""))
+    if static.suffix == ".a" and static.is_file():
+        libraries = " ".join(str(config.get(name) or "") for name in ("LIBS", "SYSLIBS", "MODLIBS"))
+        return ["-no-pie", "-Wl,--export-dynamic", str(static), *shlex.split(libraries)]
+    if not config.get("Py_ENABLE_SHARED"):
+        raise BuildError(f"{sys.executable} has neither a static nor a shared libpython")
+    link_name = str(config.get("LDLIBRARY") or "").removeprefix("lib").split(".so")[0]
+    return [f"-L{config.get('LIBDIR')}", f"-l{link_name}"]
 
 
 def copy_libraries(contents: Path, elf_files: Sequence[Path]) -> str:
@@ -196,7 +223,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="the folder to create (replaced when it exists)")
     parser.add_argument("--cc", default="gcc", help="compiler of the embedded interpreter (glibc)")
     parser.add_argument("--cc-static", default="musl-gcc", help="compiler of the static launcher")
+    parser.add_argument(
+        "--python", help=f"the Python to bundle (default: {DEBIAN_PYTHON} if present, else this one)"
+    )
     options = parser.parse_args(argv)
+    python = options.python or default_python()
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        # The standard library and libpython are the running interpreter's: build under the one asked for.
+        rerun = [python, "-m", "hack.esi_cli_bundle", "--python", python, "--cc", options.cc,
+                 "--cc-static", options.cc_static, str(options.output.resolve())]  # fmt: skip
+        try:
+            return subprocess.run(rerun, cwd=ROOT, check=False).returncode
+        except FileNotFoundError:
+            print(f"build-esi-cli: {python} not found", file=sys.stderr)
+            return 1
     try:
         executable = build(options.output.resolve(), options.cc, options.cc_static)
     except BuildError as exc:

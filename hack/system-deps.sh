@@ -4,7 +4,8 @@
 # is configured system-wide; the container tools get private settings from the builds themselves.
 #
 #   buildah podman skopeo mmdebstrap runc uidmap fuse-overlayfs: `make images` and the image tests
-#   gcc musl-tools: the static launcher of the self-contained esi-cli, and the musl test image
+#   gcc musl-tools python3-dev: the self-contained esi-cli (its static launcher; Debian's optimised,
+#     static libpython and headers for its interpreter), and the musl test image
 #   busybox-static: the busybox-only test image that runs the copied esi-cli
 #   postgresql: a real PostgreSQL for OpenBao's database secrets engine (hack/postgres.py, tests/generators)
 #   slapd ldap-utils: a real LDAP server for Vault's ldap auth method (hack/slapd.py)
@@ -12,7 +13,7 @@ set -euo pipefail
 
 packages=(
   buildah podman skopeo mmdebstrap runc uidmap fuse-overlayfs
-  gcc musl-tools
+  gcc musl-tools python3-dev
   busybox-static
   postgresql
   slapd ldap-utils

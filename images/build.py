@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hack.esi_cli_bundle import default_python
 from images.common import ROOT, BuildError, cache_dir, run, say
 from images.containers import container_env, policy_args, working_containers
 from images.inputs import app_wheel, bundle_packages, bundle_toolchain, dependency_wheels, esi_cli_bundle
@@ -209,8 +210,9 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
                 )  # fmt: skip
 
     if "esi-init" in names:
-        toolchain = bundle_toolchain(python)
-        bundle = esi_cli_bundle(cache, python, toolchain)
+        bundled_python = default_python()
+        toolchain = bundle_toolchain(bundled_python)
+        bundle = esi_cli_bundle(cache, bundled_python, toolchain)
         context = stage_context(
             cache,
             {"esi-cli": bundle, "passwd": IMAGES_DIR / "passwd", "group": IMAGES_DIR / "group"},
@@ -226,7 +228,7 @@ def build_images(names: Sequence[str], output: Path, cache: Path, env: Mapping[s
             output,
             "esi-init",
             {"Debian packages of the libraries in /opt/esi-cli/_internal (from the build host)":
-                 bundle_packages(bundle, python),
+                 bundle_packages(bundle, bundled_python),
              "Build toolchain of esi-cli": toolchain,
              "Debian packages (CA bundle at /usr/lib/ssl/cert.pem)": ca_line},
         )  # fmt: skip

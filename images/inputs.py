@@ -128,22 +128,33 @@ def esi_cli_bundle(cache: Path, python: str, toolchain: str) -> Path:
     return folder
 
 
+# The shared and the static libpython of the Python that runs this.
+_LIBPYTHON_FILES = """
+import os, sysconfig
+def file(folder, name):
+    value = sysconfig.get_config_var
+    return os.path.realpath(os.path.join(value(folder), value(name) or ""))
+print(file("LIBDIR", "INSTSONAME"), file("LIBPL", "LIBRARY"))
+"""
+
+
 def bundle_packages(bundle: Path, python: str) -> str:
-    """Where the bundle's shared libraries come from: a Debian package of the build host, or the build's
-    interpreter (libpython, which the bundle takes from the Python that built it)."""
-    libpython = run(
-        [python, "-c", "import os, sysconfig as s; print(os.path.realpath(os.path.join("
-         "s.get_config_var('LIBDIR'), s.get_config_var('INSTSONAME'))))"],
-        capture=True,
-    ).strip()  # fmt: skip
+    """Where the bundle's libraries come from: a Debian package of the build host, or the build's
+    interpreter (libpython, shared or linked into the program, is the Python's that built it)."""
+    shared, static = run([python, "-c", _LIBPYTHON_FILES], capture=True).split()
+    libraries = {library.name: f"*/{library.name}" for library in (bundle / "_internal").glob("*.so*")}
+    for name in list(libraries):
+        if name.startswith("libpython"):
+            libraries[name] = shared
+    if not any(name.startswith("libpython") for name in libraries):
+        libraries[f"{Path(static).name}, linked into _internal/esi-cli"] = static
     lines = []
-    for library in sorted((bundle / "_internal").glob("*.so*")):
-        pattern = libpython if library.name.startswith("libpython") else f"*/{library.name}"
+    for name, pattern in sorted(libraries.items()):
         found = subprocess.run(["dpkg-query", "-S", pattern], capture_output=True, text=True, check=False)
         owner = found.stdout.split(":", 1)[0] if found.returncode == 0 else ""
         if owner:
             version = run(["dpkg-query", "-W", "-f", "${Version}", owner], capture=True)
-            lines.append(f"{owner} {version} ({library.name})\n")
+            lines.append(f"{owner} {version} ({name})\n")
         else:
-            lines.append(f"not a Debian package: {pattern} ({library.name})\n")
+            lines.append(f"not a Debian package: {pattern} ({name})\n")
     return "".join(sorted(set(lines)))

@@ -50,7 +50,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         timeout=280,
         check=False,
-        env={**os.environ, "PYTHON": sys.executable},
+        env={name: value for name, value in os.environ.items() if name != "PYTHON"},  # the shipped build
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return output
@@ -67,10 +67,21 @@ def test_the_bundle_carries_its_c_library_and_a_static_launcher(bundle: Path) ->
     contents = {path.name for path in (bundle / "_internal").iterdir()}
     launcher = (bundle / "esi-cli").read_bytes()
 
-    assert {"esi-cli", "libc.so.6", "libz.so.1", "libpython3.11.so.1.0"} <= contents
+    assert {"esi-cli", "libc.so.6", "libz.so.1", "libssl.so.3"} <= contents
     assert any(name.startswith("ld-") for name in contents)
     assert launcher[:4] == b"\x7fELF"
     assert PT_INTERP not in program_header_types(launcher)  # static: needs no loader from the image
+
+
+def test_the_shipped_bundle_has_debian_s_libpython_linked_into_its_program(bundle: Path) -> None:
+    program = bundle / "_internal" / "esi-cli"
+    exported = subprocess.run(
+        ["nm", "-D", "--defined-only", str(program)], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert not list((bundle / "_internal").glob("libpython*"))
+    assert "PyType_Ready" in exported  # the extension modules find the C API in the program itself
+    assert "Py_InitializeFromConfig" in exported
 
 
 def test_the_bundle_holds_compiled_modules_of_cli_and_the_standard_library_only(bundle: Path) -> None:

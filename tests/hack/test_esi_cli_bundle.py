@@ -11,6 +11,8 @@ from hack.esi_cli_bundle import (
     build_inputs,
     compile_launcher,
     find_modules,
+    libpython_link_arguments,
+    main,
     stdlib_paths,
     write_modules,
 )
@@ -64,3 +66,34 @@ def test_the_inputs_of_a_bundle_are_cli_and_the_build_files_all_present() -> Non
 
     assert all(path.is_file() for path in inputs)
     assert {path.name for path in inputs} >= {"main.py", "build-esi-cli.sh", "esi-cli-python.c"}
+
+
+def test_a_static_libpython_is_linked_into_a_program_that_exports_the_c_api(tmp_path: Path) -> None:
+    (tmp_path / "libpython3.11.a").write_bytes(b"!<arch>\n")
+    config = {"LIBPL": str(tmp_path), "LIBRARY": "libpython3.11.a", "LIBS": "-ldl", "SYSLIBS": "-lm",
+              "MODLIBS": "-lz  -lexpat", "Py_ENABLE_SHARED": 1, "LDLIBRARY": "libpython3.11.so"}  # fmt: skip
+
+    arguments = libpython_link_arguments(config)
+
+    assert arguments == ["-no-pie", "-Wl,--export-dynamic", str(tmp_path / "libpython3.11.a"),
+                         "-ldl", "-lm", "-lz", "-lexpat"]  # fmt: skip
+
+
+def test_without_a_static_libpython_the_shared_one_is_linked(tmp_path: Path) -> None:
+    config = {"LIBPL": str(tmp_path), "LIBRARY": "libpython3.11.a", "Py_ENABLE_SHARED": 1,
+              "LDLIBRARY": "libpython3.11.so", "LIBDIR": "/opt/python/lib"}  # fmt: skip
+
+    assert libpython_link_arguments(config) == ["-L/opt/python/lib", "-lpython3.11"]
+
+
+def test_a_python_without_any_libpython_stops_the_build(tmp_path: Path) -> None:
+    config = {"LIBPL": str(tmp_path), "LIBRARY": "libpython3.11.a", "Py_ENABLE_SHARED": 0}
+
+    with pytest.raises(BuildError, match="neither a static nor a shared libpython"):
+        libpython_link_arguments(config)
+
+
+def test_a_python_that_does_not_exist_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--python", str(tmp_path / "python9"), str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'python9'} not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
