@@ -13,6 +13,10 @@ import sys
 from cli.flags import COMMANDS, CONNECTION, INSTALL, SECRETS
 from cli.options import Option, add_options
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only need it for mypy
+if TYPE_CHECKING:
+    from typing import Any
+
 DESCRIPTION = """\
 Fetch secrets from the ESI federation server with this pod's ServiceAccount token, then write them
 as files (fetch) or run a command with them as environment variables (exec).
@@ -63,6 +67,28 @@ def _terminal_width() -> int:
         return 80
 
 
+# What --help says of each command (COMMANDS gives their options).
+COMMAND_TEXTS: dict[str, dict[str, Any]] = {
+    "fetch": {
+        "help": "write the secrets to files and exit (or keep them fresh with --refresh-interval)",
+        "description": "Fetch the --file secrets (and check the --env ones) and write each file atomically.",
+        "epilog": EPILOG,
+    },
+    "exec": {
+        "usage": "esi-cli exec [options] -- CMD [ARG...]",
+        "help": "fetch the --env secrets, then replace esi-cli with CMD, the secrets in its environment",
+        "description": "Fetch the --env secrets and exec CMD with them added to its environment. "
+        "Nothing is written to disk; CMD replaces esi-cli, so signals reach it directly.",
+        "epilog": EPILOG,
+    },
+    "whoami": {
+        "help": "print the identity the server verifies and what it may read",
+        "description": "Ask the server who this token is and what it may read; prints JSON.",
+    },
+    "version": {"help": "print the version", "description": "Print esi-cli's version."},
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every option's help names its environment variable and default."""
     parser = argparse.ArgumentParser(
@@ -75,38 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     groups: dict[tuple[Option, ...], argparse.ArgumentParser] = {
         group: _options(group) for group in (CONNECTION, SECRETS, INSTALL)
     }
-    subcommands.add_parser(
-        "fetch",
-        parents=[groups[group] for group in COMMANDS["fetch"]],
-        help="write the secrets to files and exit (or keep them fresh with --refresh-interval)",
-        description="Fetch the --file secrets (and check the --env ones) and write each file atomically.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
-    )
-    subcommands.add_parser(
-        "exec",
-        parents=[groups[group] for group in COMMANDS["exec"]],
-        usage="esi-cli exec [options] -- CMD [ARG...]",
-        help="fetch the --env secrets, then replace esi-cli with CMD, the secrets in its environment",
-        description="Fetch the --env secrets and exec CMD with them added to its environment. "
-        "Nothing is written to disk; CMD replaces esi-cli, so signals reach it directly.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
-    )
-    subcommands.add_parser(
-        "whoami",
-        parents=[groups[group] for group in COMMANDS["whoami"]],
-        help="print the identity the server verifies and what it may read",
-        description="Ask the server who this token is and what it may read; prints JSON.",
-        formatter_class=HelpFormatter,
-    )
-    subcommands.add_parser(
-        "version",
-        parents=[groups[group] for group in COMMANDS["version"]],
-        help="print the version",
-        description="Print esi-cli's version.",
-        formatter_class=HelpFormatter,
-    )
+    for command, option_groups in COMMANDS.items():
+        subcommands.add_parser(
+            command,
+            parents=[groups[group] for group in option_groups],
+            formatter_class=HelpFormatter,
+            **COMMAND_TEXTS[command],
+        )
     return parser
 
 
