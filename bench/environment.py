@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.loadgen import Target
-from bench.processes import HOST, ServerProcess, free_port
+from bench.processes import HOST, ServerProcess
 from hack.certs import TlsFiles, client_ssl_context, create_ca, write_tls_files
+from hack.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # bench/*.log is ignored by git: the servers' logs stay there for a look after a run.

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import stat
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from hack import interrupts
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
 from hack.openbao import OpenBao, make_tls
+from hack.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -51,13 +51,6 @@ def say(text: str) -> None:
     """One indented line of a step's output."""
     for line in text.splitlines() or [""]:
         print(f"      {line}", flush=True)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port on ``host``."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def run(

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hack.openbao import free_port
+from hack.ports import free_port
 
 START_TIMEOUT = 30.0
 UNPRIVILEGED_USER = "nobody"

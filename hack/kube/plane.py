@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hack.certs import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, create_ca, write_file
 from hack.kube.builder import BuildInfo, find_built, read_info
-from hack.openbao import free_port
+from hack.ports import free_port
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 START_TIMEOUT = 90.0  # two shared cores, several helpers: an API server may take half a minute here

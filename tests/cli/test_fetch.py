@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hack.ports import free_port
 from tests.cli.helpers_run import RunCli, stub_value
 from tests.cli.helpers_stub_federation import StubFederation
 
@@ -285,9 +286,7 @@ def test_a_retry_after_beyond_the_timeout_gives_up_at_once_with_exit_5(
 def test_a_server_down_until_the_timeout_exits_5_with_retries_in_the_log(
     run_cli: RunCli, connect_args: list[str], token: str, stub: StubFederation
 ) -> None:
-    with socket.socket() as probe:  # a port on which nothing listens
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    dead_port = free_port()  # nothing listens on it
     args = [*connect_args]
     args[args.index("--server") + 1] = f"https://127.0.0.1:{dead_port}"
     started = time.monotonic()

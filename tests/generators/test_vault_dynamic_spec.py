@@ -9,7 +9,7 @@ from federation.errors import StoreUnavailable
 from federation.generators.model import GeneratorConfig, GeneratorRef, GeneratorSpecError
 from federation.generators.vault_dynamic import MAX_RETRY_WAIT, VaultDynamicGenerator, parse_spec
 from federation.settings import Settings
-from hack.openbao import free_port
+from hack.ports import free_port
 
 WHERE = "VaultDynamicSecret apps/db"
 

@@ -17,7 +17,7 @@ import yaml
 
 from hack.certs import create_ca, write_tls_files
 from hack.kube import ControlPlane
-from hack.openbao import free_port
+from hack.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

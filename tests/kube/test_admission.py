@@ -26,7 +26,7 @@ import yaml
 from hack.certs import create_ca, write_tls_files
 from hack.kube import ControlPlane
 from hack.kube.client import KubeError, api_client, ensure_namespace, ensure_service_account
-from hack.openbao import free_port
+from hack.ports import free_port
 from tests.charts.helpers_rendering import (
     RELEASE_NAMESPACE,
     WEBHOOK_CHART,

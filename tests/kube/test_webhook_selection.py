@@ -20,7 +20,7 @@ import yaml
 from hack.certs import create_ca
 from hack.kube import ControlPlane
 from hack.kube.client import KubeError, api_client, ensure_service_account
-from hack.openbao import free_port
+from hack.ports import free_port
 from tests.charts.helpers_rendering import (
     REPO_ROOT,
     WEBHOOK_CHART,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 
 from hack.certs import create_ca, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
+from hack.ports import free_port
 from tests.federation.kube.helpers_kube import (
     AUTHORIZATIONS,
     FEDERATIONS,
@@ -59,12 +59,6 @@ class Served:
         return answer.status_code
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     with EmulatedCluster() as cluster, ClientClusterIssuer() as issuer:
@@ -72,7 +66,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         seed(cluster, issuer, seed_values())
         ca = create_ca("federation server kube e2e CA")
         tls = write_tls_files(tmp_path / "tls", ca, ca.issue(["127.0.0.1"]))
-        port = _free_port()
+        port = free_port()
         metrics_dir = tmp_path / "metrics"
         metrics_dir.mkdir()
         command = [

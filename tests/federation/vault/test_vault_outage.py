@@ -15,7 +15,8 @@ import pytest
 from federation.errors import StoreError, StoreUnavailable
 from federation.settings import Settings
 from federation.stores.vault import VaultProvider
-from hack.openbao import OpenBao, free_port, running_openbao
+from hack.openbao import OpenBao, running_openbao
+from hack.ports import free_port
 from tests.federation.vault.helpers_vault import ConfigSource, secret_ref, vault_provider
 
 DB = {"username": "prometheus", "password": "outage-test-db-password"}
