@@ -158,6 +158,23 @@ def serve_over_tls(app: Flask, directory: Path) -> tuple[BaseWSGIServer, Path]:
     return server, tls.ca_file
 
 
+# What every test server runs with unless the test says otherwise: no rate limit in the way, one worker.
+TEST_SERVER_DEFAULTS: Mapping[str, Any] = {"rate_limit": 1000.0, "workers": 1}
+
+
+def serve_federation(
+    cleanup: ExitStack, directory: Path, options: Mapping[str, Any]
+) -> tuple[Flask, BaseWSGIServer, Path]:
+    """``create_app`` with ``options`` over ``TEST_SERVER_DEFAULTS``, served over TLS (``serve_over_tls``
+    in ``directory``); ``cleanup`` shuts the server down, then stops the app. The app, server, CA file."""
+    app = create_app(Settings(**{**TEST_SERVER_DEFAULTS, **options}))
+    cleanup.callback(stop_app, app)
+    server, server_ca_file = serve_over_tls(app, directory)
+    cleanup.callback(server.server_close)
+    cleanup.callback(server.shutdown)
+    return app, server, server_ca_file
+
+
 @contextmanager
 def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
     """Start a ``FederationStack`` seeded with the walkthrough's resources; stop it afterwards."""
@@ -170,16 +187,11 @@ def running_stack(tmp_path: Path, **settings: Any) -> Iterator[FederationStack]:
         ca_file = tmp_path / "client-ca.crt"
         ca_file.write_text(issuer.ca_pem, encoding="utf-8")
         _write_seed(manifests, issuer, values)
-        options: dict[str, Any] = {
-            "manifests_dir": manifests,
-            "reload_interval": 0.2,
-            "rate_limit": 1000.0,
-            "workers": 1,
-        }
-        options.update(settings)
-        app = create_app(Settings(**options))
-        undo_on_failure.callback(stop_app, app)
-        server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
+        app, server, server_ca_file = serve_federation(
+            undo_on_failure,
+            tmp_path / "tls",
+            {"manifests_dir": manifests, "reload_interval": 0.2, **settings},
+        )
         undo_on_failure.pop_all()  # from here on, stack.stop() undoes all of it
     stack = FederationStack(
         url=f"https://127.0.0.1:{server.server_port}",

@@ -33,8 +33,6 @@ from flask import Flask
 from kmock import KubernetesEmulator, Server
 from werkzeug.serving import BaseWSGIServer
 
-from federation.app import create_app, stop_app
-from federation.settings import Settings
 from hack.certs import server_ssl_context, write_tls_files
 from hack.client_issuer import ClientClusterIssuer
 from tests.helpers_http import send_json
@@ -47,7 +45,7 @@ from tests.helpers_stack import (
     authorization,
     fake_store,
     seed_values,
-    serve_over_tls,
+    serve_federation,
 )
 
 FEDERATIONS = "/apis/identity.federation.external-secrets.io/v1alpha1/kubernetesfederations"
@@ -404,21 +402,15 @@ def kube_stack(
         values = seed_values()
         cluster.serve_stores("v1" if stores == STORES_V1 else "v1beta1")
         seed(cluster, issuer, values, stores=stores)
-        options: dict[str, Any] = {
+        options = {
             "kubernetes": True,
             "kubeconfig": cluster.write_kubeconfig(tmp_path / "kubeconfig"),
             "lease_namespace": LEASE_NAMESPACE,
             "lease_duration": 3.0,
             "status_interval": 0.5,
-            "rate_limit": 1000.0,
-            "workers": 1,
+            **settings,
         }
-        options.update(settings)
-        app = create_app(Settings(**options))
-        cleanup.callback(stop_app, app)
-        server, server_ca_file = serve_over_tls(app, tmp_path / "tls")
-        cleanup.callback(server.server_close)
-        cleanup.callback(server.shutdown)
+        app, server, server_ca_file = serve_federation(cleanup, tmp_path / "tls", options)
         stack = KubeStack(
             url=f"https://127.0.0.1:{server.server_port}",
             server_ca_file=server_ca_file,
