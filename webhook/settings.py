@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 
+from cli.errors import UsageError
+from cli.serverurl import split_server_url
 from webhook.errors import ConfigurationError
 
 ALWAYS_EXCLUDED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -77,8 +79,11 @@ class Settings:
                 "set --server-url (or --allowed-server-urls): no federation server known"
             )
         for url in sorted(self.permitted_server_urls):
-            if not url.startswith("https://") or len(url) <= len("https://"):
-                raise ConfigurationError(f"federation URL {url!r} must start with https://")
+            # esi-cli reads it in every injected pod: a URL it refuses would fail each esi-init.
+            try:
+                split_server_url(url)
+            except UsageError as exc:
+                raise ConfigurationError(f"federation {exc.message}") from None
         if not self.audience.strip():
             raise ConfigurationError("--audience must not be empty")
         if not MIN_TOKEN_EXPIRATION <= self.token_expiration <= MAX_TOKEN_EXPIRATION:

@@ -81,6 +81,8 @@ def test_mutate_without_a_cluster_name_exits_2(tmp_path: Path, monkeypatch: pyte
     "flags",
     [
         ["--server-url", "http://plain.example.com"],
+        ["--server-url", "https://esi.example.com/?token=x"],  # esi-cli would refuse it in every pod
+        ["--allowed-server-urls", "https://user@esi.example.com"],
         ["--token-expiration", "60"],
         ["--token-expiration", "ten minutes"],
         ["--init-memory-limit", "lots"],
@@ -206,3 +208,12 @@ def test_a_non_numeric_worker_count_from_the_environment_is_a_usage_error(
 ) -> None:
     monkeypatch.setenv("ESI_WEBHOOK_WORKERS", "many")
     assert main(["serve", *CONFIG]) == 2
+
+
+def test_a_server_url_esi_cli_would_refuse_stops_the_webhook_with_esi_cli_s_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flags = ["--server-url", "https://esi.example.com:0"]
+
+    assert main(["mutate", "-f", str(SEED_POD_FILE), *CONFIG, *flags]) == 2
+    assert "server URL 'https://esi.example.com:0' has an invalid port" in capsys.readouterr().err
