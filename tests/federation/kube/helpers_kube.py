@@ -137,6 +137,7 @@ class _Emulator(KubernetesEmulator):  # type: ignore[misc]
         drops = self.drops
         events = super()._serve_watch(request)
         dropped = asyncio.ensure_future(drops.wait())
+        following: asyncio.Future[Any] | None = None
         try:
             while True:
                 following = asyncio.ensure_future(events.__anext__())
@@ -152,6 +153,12 @@ class _Emulator(KubernetesEmulator):  # type: ignore[misc]
                     return
         finally:
             dropped.cancel()
+            # Cancelled while waiting (the client went away): the pending read still runs the inner
+            # generator, which cannot be closed ("aclose(): ... already running") until it is stopped.
+            if following is not None and not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
             await events.aclose()
 
 
